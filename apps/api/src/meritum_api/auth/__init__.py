@@ -1,0 +1,1 @@
+"""Who is asking: the authenticated context every scoped operation takes."""

@@ -1,0 +1,1 @@
+"""Database engine, the embedded PostgreSQL server and migrations."""

@@ -1,0 +1,46 @@
+"""Small builders of valid rows for tests."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from meritum_shared.constants.analytics import ReportFormat, ReportType
+from meritum_shared.schemas.db import providers
+
+_billing = itertools.count(100000)
+
+
+def add_provider(session: Session, **overrides: Any) -> uuid.UUID:
+    """Insert a provider and return its id."""
+    values: dict[str, Any] = {
+        "billing_number": str(next(_billing)),
+        "first_name": "Amélie",
+        "last_name": "O'Brien-Côté",
+    }
+    values.update(overrides)
+    provider_id: uuid.UUID = session.execute(
+        insert(providers).values(**values).returning(providers.c.provider_id)
+    ).scalar_one()
+    return provider_id
+
+
+def report_values(provider_id: uuid.UUID, **overrides: Any) -> dict[str, Any]:
+    """The required columns of a valid on-demand accountant CSV report."""
+    values: dict[str, Any] = {
+        "provider_id": provider_id,
+        "report_type": ReportType.ACCOUNTANT_DETAIL,
+        "format": ReportFormat.CSV,
+        "period_start": date(2026, 1, 1),
+        "period_end": date(2026, 1, 31),
+        "file_path": f"reports/{provider_id}/{uuid.uuid4()}",
+        "file_size_bytes": 0,
+        "download_link_expires_at": datetime.now(UTC) + timedelta(days=30),
+    }
+    values.update(overrides)
+    return values

@@ -1,0 +1,112 @@
+"""With a realistic volume analyzed, each access path uses its intended index."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, Select, text
+
+from meritum_api.auth.context import AuthContext
+from meritum_api.domains.analytics import repository
+from meritum_shared.constants.analytics import ReportType
+
+PROVIDERS = 1_000
+PER_PROVIDER = 200
+
+SEED = f"""
+INSERT INTO providers (billing_number, first_name, last_name)
+SELECT (100000 + g)::text, 'First' || g, 'Last' || g FROM generate_series(1, {PROVIDERS}) g;
+
+INSERT INTO generated_reports (provider_id, report_type, format, period_start, period_end,
+    file_path, file_size_bytes, download_link_expires_at, status, created_at)
+SELECT provider_id, report_type, 'CSV', created_at::date - 30, created_at::date,
+    'reports/' || provider_id || '/' || gen_random_uuid(), 1000,
+    created_at + interval '30 days',
+    CASE
+        WHEN created_at > now() - interval '10 minutes' THEN 'pending'
+        WHEN created_at + interval '30 days' > now() - interval '1 day' THEN 'ready'
+        ELSE 'expired'
+    END,
+    created_at
+FROM (
+    SELECT p.provider_id,
+        (ARRAY['ACCOUNTANT_SUMMARY', 'ACCOUNTANT_DETAIL', 'WEEKLY_SUMMARY',
+               'MONTHLY_PERFORMANCE', 'RRNP_QUARTERLY', 'WCB_TIMING',
+               'REJECTION_DIGEST'])[1 + (n % 7)] AS report_type,
+        CASE WHEN n = 1 AND random() < 0.3 THEN now() - random() * interval '10 minutes'
+             ELSE now() - interval '10 minutes' - random() * interval '730 days'
+        END AS created_at
+    FROM providers p CROSS JOIN generate_series(1, {PER_PROVIDER}) n
+) rows;
+ANALYZE providers;
+ANALYZE generated_reports;
+"""
+
+
+@pytest.fixture(scope="module")
+def seeded(engine: Engine) -> AuthContext:
+    with engine.begin() as conn:
+        conn.execute(text(SEED))
+        provider_id = conn.execute(
+            text("SELECT provider_id FROM providers ORDER BY billing_number OFFSET 500 LIMIT 1")
+        ).scalar_one()
+        total = conn.execute(text("SELECT count(*) FROM generated_reports")).scalar_one()
+    assert total >= 200_000
+    return AuthContext(provider_id=uuid.UUID(str(provider_id)))
+
+
+def _plan(engine: Engine, statement: Select[Any]) -> dict[str, Any]:
+    dialect = engine.dialect
+    sql = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    with engine.connect() as conn:
+        raw = conn.execute(text(f"EXPLAIN (FORMAT JSON) {sql}")).scalar_one()
+    document = raw if isinstance(raw, list) else json.loads(raw)
+    plan: dict[str, Any] = document[0]["Plan"]
+    return plan
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+def _assert_uses(plan: dict[str, Any], index: str) -> None:
+    nodes = list(_nodes(plan))
+    assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], json.dumps(plan, indent=1)
+    used = {n.get("Index Name") for n in nodes}
+    assert index in used, json.dumps(plan, indent=1)
+
+
+def test_newest_twenty_walk_the_created_at_desc_index(engine: Engine, seeded: AuthContext) -> None:
+    plan = _plan(engine, repository.newest_first(ctx=seeded, limit=20))
+    _assert_uses(plan, "ix_generated_reports_provider_id_created_at")
+    # Walking the index in its order means no full sort: at most an incremental
+    # sort that breaks ties of created_at by report_id among the 20 rows.
+    assert not [n for n in _nodes(plan) if n["Node Type"] == "Sort"]
+
+
+def test_reports_of_one_type_use_the_provider_type_index(
+    engine: Engine, seeded: AuthContext
+) -> None:
+    plan = _plan(
+        engine,
+        repository.of_type_newest_first(
+            ctx=seeded, report_type=ReportType.WEEKLY_SUMMARY, limit=20
+        ),
+    )
+    _assert_uses(plan, "ix_generated_reports_provider_id_report_type")
+
+
+def test_expired_batch_uses_the_expiry_index(engine: Engine, seeded: AuthContext) -> None:
+    plan = _plan(engine, repository.expired_links(limit=500))
+    _assert_uses(plan, "ix_generated_reports_download_link_expires_at")
+
+
+def test_oldest_pending_use_the_status_index(engine: Engine, seeded: AuthContext) -> None:
+    plan = _plan(engine, repository.oldest_pending(limit=50))
+    _assert_uses(plan, "ix_generated_reports_status")

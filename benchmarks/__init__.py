@@ -1,0 +1,1 @@
+"""Benchmarks of the reports slice; each writes its figures under ``results/``."""

@@ -1,0 +1,180 @@
+"""The ``generated_reports`` table (spec section 2) and its row types."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any, cast
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    Text,
+    Uuid,
+    false,
+    func,
+    text,
+)
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
+
+from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType
+from meritum_shared.schemas.db.base import Base
+
+
+def _in_list(column: str, enum: type[StrEnum]) -> str:
+    values = ", ".join(f"'{member.value}'" for member in enum)
+    return f"{column} IN ({values})"
+
+
+def _varchar_enum(enum: type[StrEnum], length: int) -> Enum:
+    # Stored as VARCHAR(length) holding the enum *values*; the CHECK that
+    # restricts them is written by hand below so that it has a readable name.
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
+
+
+_PORTABILITY = f"'{ReportType.DATA_PORTABILITY.value}'"
+
+
+class GeneratedReport(Base):
+    __tablename__ = "generated_reports"
+    __table_args__ = (
+        CheckConstraint(_in_list("report_type", ReportType), name="report_type_valid"),
+        CheckConstraint(_in_list("format", ReportFormat), name="format_valid"),
+        CheckConstraint(_in_list("status", ReportStatus), name="status_valid"),
+        CheckConstraint("file_size_bytes >= 0", name="file_size_not_negative"),
+        CheckConstraint(
+            "(period_start IS NULL) = (period_end IS NULL)", name="period_bounds_paired"
+        ),
+        CheckConstraint("period_end >= period_start", name="period_order"),
+        CheckConstraint(
+            f"(report_type = {_PORTABILITY}) = (period_start IS NULL)",
+            name="period_matches_type",
+        ),
+        CheckConstraint(
+            f"report_type <> {_PORTABILITY} OR format = 'ZIP'", name="portability_is_zip"
+        ),
+        # provider_id is "indexed" through the leading column of the first two
+        # composite indexes; a separate single-column index would be redundant.
+        Index("ix_generated_reports_provider_id_report_type", "provider_id", "report_type"),
+        Index(
+            "ix_generated_reports_provider_id_created_at",
+            "provider_id",
+            text("created_at DESC"),
+        ),
+        Index("ix_generated_reports_download_link_expires_at", "download_link_expires_at"),
+        Index("ix_generated_reports_status", "status"),
+    )
+
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    provider_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("providers.provider_id"), nullable=False
+    )
+    report_type: Mapped[ReportType] = mapped_column(_varchar_enum(ReportType, 50), nullable=False)
+    format: Mapped[ReportFormat] = mapped_column(_varchar_enum(ReportFormat, 10), nullable=False)
+    period_start: Mapped[date | None] = mapped_column(Date, nullable=True)
+    period_end: Mapped[date | None] = mapped_column(Date, nullable=True)
+    file_path: Mapped[str] = mapped_column(String(255), nullable=False)
+    file_size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    download_link_expires_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False
+    )
+    downloaded: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
+    scheduled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=false())
+    status: Mapped[ReportStatus] = mapped_column(
+        _varchar_enum(ReportStatus, 20),
+        nullable=False,
+        server_default=text(f"'{ReportStatus.PENDING.value}'"),
+    )
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+    @hybrid_property
+    def link_expired(self) -> bool:
+        """Whether the download link has expired (Python clock)."""
+        return self.download_link_expires_at <= datetime.now(UTC)
+
+    @link_expired.inplace.expression
+    @classmethod
+    def _link_expired_expression(cls) -> ColumnElement[bool]:
+        # The SQL side uses the database clock: the download route and the
+        # cleanup job both ask PostgreSQL, so they can never disagree.
+        return cls.download_link_expires_at <= func.now()
+
+    def __repr__(self) -> str:
+        # Deliberately omits file_path: it must never reach a log line.
+        return (
+            f"GeneratedReport(report_id={self.report_id!s}, report_type={self.report_type!s}, "
+            f"status={self.status!s})"
+        )
+
+
+generated_reports: Table = cast(Table, GeneratedReport.__table__)
+
+
+class InsertGeneratedReport(BaseModel):
+    """What a caller supplies to insert a row: defaulted columns are optional."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    report_id: uuid.UUID | None = None
+    provider_id: uuid.UUID
+    report_type: ReportType
+    format: ReportFormat
+    period_start: date | None = None
+    period_end: date | None = None
+    file_path: str = Field(min_length=1, max_length=255, repr=False)
+    file_size_bytes: int = Field(ge=0)
+    download_link_expires_at: AwareDatetime
+    downloaded: bool | None = None
+    scheduled: bool | None = None
+    status: ReportStatus | None = None
+    error_message: str | None = None
+    created_at: AwareDatetime | None = None
+
+    def to_values(self) -> dict[str, Any]:
+        """Column values for an INSERT, leaving unset defaults to PostgreSQL."""
+        return self.model_dump(exclude_none=True)
+
+
+class SelectGeneratedReport(BaseModel):
+    """A full row of ``generated_reports`` (server side only: holds file_path)."""
+
+    model_config = ConfigDict(from_attributes=True, frozen=True)
+
+    report_id: uuid.UUID
+    provider_id: uuid.UUID
+    report_type: ReportType
+    format: ReportFormat
+    period_start: date | None
+    period_end: date | None
+    file_path: str = Field(repr=False)
+    file_size_bytes: int
+    download_link_expires_at: AwareDatetime
+    downloaded: bool
+    scheduled: bool
+    status: ReportStatus
+    error_message: str | None
+    created_at: AwareDatetime
