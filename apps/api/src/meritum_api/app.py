@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from meritum_api.db.migrate import current_revision
 from meritum_api.settings import Settings
@@ -19,12 +21,19 @@ class AppDeps:
 
     settings: Settings
     engine: Engine
+    session_factory: sessionmaker[Session]
 
 
 def get_deps(request: Request) -> AppDeps:
     """The dependencies the app was created with."""
     deps: AppDeps = request.app.state.deps
     return deps
+
+
+def get_session(deps: Annotated[AppDeps, Depends(get_deps)]) -> Iterator[Session]:
+    """A database session for one request, closed (and rolled back if open) after it."""
+    with deps.session_factory() as session:
+        yield session
 
 
 class Health(BaseModel):

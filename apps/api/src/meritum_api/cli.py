@@ -52,7 +52,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
     from meritum_api.app import AppDeps, create_app
-    from meritum_api.db.engine import make_engine
+    from meritum_api.db.engine import make_engine, make_session_factory
     from meritum_api.db.migrate import upgrade
     from meritum_api.db.runtime import open_database_url
 
@@ -62,7 +62,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
             upgrade(url)
             engine = make_engine(url)
             try:
-                app = create_app(AppDeps(settings=settings, engine=engine))
+                app = create_app(
+                    AppDeps(
+                        settings=settings,
+                        engine=engine,
+                        session_factory=make_session_factory(engine),
+                    )
+                )
                 where = "DATABASE_URL" if settings.database_url else f"{settings.data_dir / 'pg'}"
                 host, port = sock.getsockname()[:2]
                 print(f"Meritum serving on http://{host}:{port} (database: {where})", flush=True)

@@ -24,3 +24,43 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     environment: Literal["development", "production", "test"] = "development"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # --- storage of report files (encrypted at rest) ---
+    #: ``local`` (a directory) or ``s3`` (an S3-compatible object store).
+    storage_backend: Literal["local", "s3"] = "local"
+    #: Root directory of the local backend; default ``<data_dir>/reports``.
+    storage_dir: Path | None = None
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "ca-central-1"
+    #: Master keys that wrap each file's data key, as JSON ``{"key id": "base64 of 32 bytes"}``.
+    #: When unset in development, a key is generated once under ``<data_dir>/keys``.
+    master_keys: dict[str, str] | None = Field(default=None, repr=False)
+    #: Which master key wraps new files (default: the only one, or the newest generated).
+    active_key_id: str | None = None
+
+    # --- background work (the job queue) ---
+    #: Jobs a worker process runs at once.
+    worker_concurrency: int = Field(default=2, ge=1, le=64)
+    #: Whether ``meritum serve`` also runs a worker in-process (one-command quick start).
+    serve_with_worker: bool = True
+    #: Retries of a failed generation before the report ends ``failed``.
+    generation_retries: int = Field(default=3, ge=0, le=20)
+    #: Backoff between retries: this many seconds to the power of the attempt number.
+    generation_backoff_seconds: int = Field(default=2, ge=0, le=60)
+    #: How often a worker proves it is alive.
+    heartbeat_seconds: float = Field(default=5.0, gt=0)
+    #: A worker silent for this long is presumed dead and its jobs are retried.
+    stalled_after_seconds: float = Field(default=20.0, gt=0)
+    #: How often stalled jobs are looked for (cron with a seconds field).
+    stalled_check_cron: str = "*/5 * * * * *"
+    #: How often the retention cleanup runs (cron).
+    cleanup_cron: str = "*/5 * * * *"
+    #: Rows expired (and files deleted) per cleanup transaction.
+    cleanup_batch_size: int = Field(default=500, ge=1, le=10_000)
+    #: Files with no row are deleted only once this old (a row may still be committing).
+    orphan_grace_seconds: int = Field(default=3600, ge=0)
+
+    def resolved_storage_dir(self) -> Path:
+        """Root directory of the local storage backend."""
+        return self.storage_dir if self.storage_dir is not None else self.data_dir / "reports"

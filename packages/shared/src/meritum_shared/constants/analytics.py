@@ -216,3 +216,22 @@ def comparison_range(period: DashboardPeriod, start: date, end: date) -> tuple[d
             length = end - start
             previous_end = start - timedelta(days=1)
             return previous_end - length, previous_end
+
+
+#: The report lifecycle: every legal status move (PostgreSQL enforces the same set).
+LEGAL_TRANSITIONS: Final[frozenset[tuple[ReportStatus, ReportStatus]]] = frozenset(
+    {
+        (ReportStatus.PENDING, ReportStatus.GENERATING),
+        (ReportStatus.GENERATING, ReportStatus.READY),
+        (ReportStatus.GENERATING, ReportStatus.FAILED),
+        (ReportStatus.PENDING, ReportStatus.FAILED),
+        (ReportStatus.GENERATING, ReportStatus.PENDING),  # retry after a crash
+        (ReportStatus.READY, ReportStatus.EXPIRED),
+        (ReportStatus.FAILED, ReportStatus.EXPIRED),
+    }
+)
+
+#: What a failed generation tells the physician: generic, no internals, no PHI.
+GENERATION_FAILED_MESSAGE: Final = (
+    "Report generation failed. Please try again or contact support."
+)

@@ -6,17 +6,22 @@ from meritum_shared.schemas.db.analytics import (
     SelectGeneratedReport,
     generated_reports,
 )
+from meritum_shared.schemas.db.claims import Claim, Patient, claims, patients
 from meritum_shared.schemas.db.base import NAMING_CONVENTION, Base, metadata
 from meritum_shared.schemas.db.provider import Provider, providers
 
 __all__ = [
     "NAMING_CONVENTION",
+    "Patient",
     "Base",
+    "Claim",
     "GeneratedReport",
     "InsertGeneratedReport",
     "Provider",
     "SelectGeneratedReport",
+    "claims",
     "generated_reports",
     "metadata",
+    "patients",
     "providers",
 ]

@@ -72,6 +72,10 @@ class GeneratedReport(Base):
         CheckConstraint(
             f"report_type <> {_PORTABILITY} OR format = 'ZIP'", name="portability_is_zip"
         ),
+        CheckConstraint(
+            f"status <> '{ReportStatus.READY.value}' OR file_size_bytes > 0",
+            name="ready_has_content",
+        ),
         # provider_id is "indexed" through the leading column of the first two
         # composite indexes; a separate single-column index would be redundant.
         Index("ix_generated_reports_provider_id_report_type", "provider_id", "report_type"),
@@ -82,6 +86,14 @@ class GeneratedReport(Base):
         ),
         Index("ix_generated_reports_download_link_expires_at", "download_link_expires_at"),
         Index("ix_generated_reports_status", "status"),
+        # Beyond the spec's four: the cleanup job visits only rows that still
+        # hold a file. Without this partial index each expiry batch re-scans
+        # every row already expired (quadratic; see test_query_plans.py).
+        Index(
+            "ix_generated_reports_cleanup_due",
+            "download_link_expires_at",
+            postgresql_where=text("status IN ('ready', 'failed')"),
+        ),
     )
 
     report_id: Mapped[uuid.UUID] = mapped_column(

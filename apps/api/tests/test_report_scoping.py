@@ -1,0 +1,171 @@
+"""Provider B reaches nothing of provider A's through any repository function."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from factories import add_provider
+from meritum_api.auth.context import AuthContext
+from meritum_api.domains.analytics import repository
+from meritum_api.domains.analytics.exceptions import (
+    ReportExpired,
+    ReportNotFound,
+    ReportNotReady,
+)
+from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType
+from meritum_shared.schemas.db import GeneratedReport
+
+
+def _ctx(session: Session) -> AuthContext:
+    return AuthContext(provider_id=add_provider(session))
+
+
+def _create(session: Session, ctx: AuthContext, *, scheduled: bool = False) -> GeneratedReport:
+    view = repository.create_report(
+        session=session,
+        ctx=ctx,
+        report_type=ReportType.ACCOUNTANT_DETAIL,
+        format=ReportFormat.CSV,
+        period_start=date(2026, 1, 1),
+        period_end=date(2026, 1, 31),
+        scheduled=scheduled,
+    )
+    return session.get_one(GeneratedReport, view.report_id)
+
+
+def test_created_report_has_opaque_key_and_retention_expiry(session: Session) -> None:
+    ctx = _ctx(session)
+    row = _create(session, ctx)
+    assert row.status is ReportStatus.PENDING
+    assert row.file_size_bytes == 0
+    assert row.file_path == f"reports/{ctx.provider_id}/{row.report_id}"
+    assert (row.download_link_expires_at - row.created_at).days == 30
+    scheduled = _create(session, ctx, scheduled=True)
+    assert (scheduled.download_link_expires_at - scheduled.created_at).days == 90
+    portability = repository.create_report(
+        session=session,
+        ctx=ctx,
+        report_type=ReportType.DATA_PORTABILITY,
+        format=ReportFormat.ZIP,
+        period_start=None,
+        period_end=None,
+    )
+    assert (portability.download_link_expires_at - portability.created_at).days == 3
+
+
+def test_views_never_carry_the_storage_key(session: Session) -> None:
+    ctx = _ctx(session)
+    row = _create(session, ctx)
+    view = repository.get_report(session=session, ctx=ctx, report_id=row.report_id)
+    assert view is not None
+    assert "file_path" not in view.model_dump()
+    assert row.file_path not in view.model_dump_json()
+
+
+def test_other_provider_reaches_nothing(session: Session) -> None:
+    owner, intruder = _ctx(session), _ctx(session)
+    row = _create(session, owner)
+    repository.move_status(
+        session=session,
+        report_id=row.report_id,
+        expected=ReportStatus.PENDING,
+        target=ReportStatus.GENERATING,
+    )
+    repository.finish_ready(
+        session=session,
+        report=repository.get_report(session=session, ctx=owner, report_id=row.report_id)
+        or pytest.fail("owner cannot see own report"),
+        size=42,
+    )
+    assert repository.get_report(session=session, ctx=intruder, report_id=row.report_id) is None
+    page = repository.list_reports(session=session, ctx=intruder, limit=100, offset=0)
+    assert page.items == [] and page.total == 0
+    with pytest.raises(ReportNotFound):
+        repository.get_download(session=session, ctx=intruder, report_id=row.report_id)
+    repository.mark_downloaded(session=session, ctx=intruder, report_id=row.report_id)
+    assert not session.get_one(GeneratedReport, row.report_id, populate_existing=True).downloaded
+    assert (
+        repository.count_requested_since(
+            session=session, ctx=intruder, report_type=ReportType.ACCOUNTANT_DETAIL, hours=24
+        )
+        == 0
+    )
+    # The owner, meanwhile, reaches all of it.
+    assert repository.get_download(session=session, ctx=owner, report_id=row.report_id)
+    repository.mark_downloaded(session=session, ctx=owner, report_id=row.report_id)
+    assert session.get_one(GeneratedReport, row.report_id, populate_existing=True).downloaded
+
+
+def test_download_rules(session: Session) -> None:
+    ctx = _ctx(session)
+    pending = _create(session, ctx)
+    with pytest.raises(ReportNotReady):
+        repository.get_download(session=session, ctx=ctx, report_id=pending.report_id)
+    ready = _create(session, ctx)
+    repository.move_status(
+        session=session,
+        report_id=ready.report_id,
+        expected=ReportStatus.PENDING,
+        target=ReportStatus.GENERATING,
+    )
+    view = repository.get_report(session=session, ctx=ctx, report_id=ready.report_id)
+    assert view is not None
+    repository.finish_ready(session=session, report=view, size=5)
+    ref = repository.get_download(session=session, ctx=ctx, report_id=ready.report_id)
+    assert ref.storage_key == ready.file_path
+    assert ready.file_path not in repr(ref)
+    # Expired by the database clock: the link's instant has passed.
+    session.execute(
+        update(GeneratedReport)
+        .where(GeneratedReport.report_id == ready.report_id)
+        .values(download_link_expires_at=GeneratedReport.created_at)
+    )
+    with pytest.raises(ReportExpired):
+        repository.get_download(session=session, ctx=ctx, report_id=ready.report_id)
+
+
+def test_list_filters_and_pagination(session: Session) -> None:
+    ctx = _ctx(session)
+    rows = [_create(session, ctx) for _ in range(5)]
+    repository.create_report(
+        session=session,
+        ctx=ctx,
+        report_type=ReportType.DATA_PORTABILITY,
+        format=ReportFormat.ZIP,
+        period_start=None,
+        period_end=None,
+    )
+    page = repository.list_reports(session=session, ctx=ctx, limit=2, offset=0)
+    assert page.total == 6 and len(page.items) == 2
+    everything = repository.list_reports(session=session, ctx=ctx, limit=100, offset=0)
+    assert [r.created_at for r in everything.items] == sorted(
+        (r.created_at for r in everything.items), reverse=True
+    )
+    second = repository.list_reports(session=session, ctx=ctx, limit=2, offset=2)
+    assert {r.report_id for r in page.items}.isdisjoint(r.report_id for r in second.items)
+    only_csv = repository.list_reports(
+        session=session, ctx=ctx, limit=100, offset=0, report_type=ReportType.ACCOUNTANT_DETAIL
+    )
+    assert only_csv.total == len(rows)
+    today = rows[0].created_at.date()
+    future = repository.list_reports(
+        session=session,
+        ctx=ctx,
+        limit=100,
+        offset=0,
+        start_date=date(today.year + 1, 1, 1),
+    )
+    assert future.total == 0
+    around = repository.list_reports(
+        session=session,
+        ctx=ctx,
+        limit=100,
+        offset=0,
+        start_date=date(today.year - 1, 1, 1),
+        end_date=date(today.year + 1, 12, 31),
+    )
+    assert around.total == 6
