@@ -83,7 +83,8 @@ def test_other_provider_reaches_nothing(session: Session) -> None:
     )
     assert repository.get_report(session=session, ctx=intruder, report_id=row.report_id) is None
     page = repository.list_reports(session=session, ctx=intruder, limit=100, offset=0)
-    assert page.items == [] and page.total == 0
+    assert page.items == []
+    assert page.total == 0
     with pytest.raises(ReportNotFound):
         repository.get_download(session=session, ctx=intruder, report_id=row.report_id)
     repository.mark_downloaded(session=session, ctx=intruder, report_id=row.report_id)
@@ -140,7 +141,8 @@ def test_list_filters_and_pagination(session: Session) -> None:
         period_end=None,
     )
     page = repository.list_reports(session=session, ctx=ctx, limit=2, offset=0)
-    assert page.total == 6 and len(page.items) == 2
+    assert page.total == 6
+    assert len(page.items) == 2
     everything = repository.list_reports(session=session, ctx=ctx, limit=100, offset=0)
     assert [r.created_at for r in everything.items] == sorted(
         (r.created_at for r in everything.items), reverse=True

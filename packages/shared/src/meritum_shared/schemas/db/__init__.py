@@ -6,17 +6,17 @@ from meritum_shared.schemas.db.analytics import (
     SelectGeneratedReport,
     generated_reports,
 )
-from meritum_shared.schemas.db.claims import Claim, Patient, claims, patients
 from meritum_shared.schemas.db.base import NAMING_CONVENTION, Base, metadata
+from meritum_shared.schemas.db.claims import Claim, Patient, claims, patients
 from meritum_shared.schemas.db.provider import Provider, providers
 
 __all__ = [
     "NAMING_CONVENTION",
-    "Patient",
     "Base",
     "Claim",
     "GeneratedReport",
     "InsertGeneratedReport",
+    "Patient",
     "Provider",
     "SelectGeneratedReport",
     "claims",
