@@ -67,7 +67,8 @@ class Claim(Base):
         ),
         CheckConstraint("rrnp_premium >= 0", name="rrnp_premium_not_negative"),
         CheckConstraint(
-            "state NOT IN ('PAID', 'ADJUSTED') OR (payment_date IS NOT NULL AND assessed_fee IS NOT NULL)",
+            "state NOT IN ('PAID', 'ADJUSTED') "
+            "OR (payment_date IS NOT NULL AND assessed_fee IS NOT NULL)",
             name="paid_has_payment",
         ),
         CheckConstraint(
