@@ -232,6 +232,4 @@ LEGAL_TRANSITIONS: Final[frozenset[tuple[ReportStatus, ReportStatus]]] = frozens
 )
 
 #: What a failed generation tells the physician: generic, no internals, no PHI.
-GENERATION_FAILED_MESSAGE: Final = (
-    "Report generation failed. Please try again or contact support."
-)
+GENERATION_FAILED_MESSAGE: Final = "Report generation failed. Please try again or contact support."

@@ -54,4 +54,3 @@ class TransitionConflict(ReportError):
         )
         self.expected = expected
         self.target = target
-

@@ -251,9 +251,7 @@ def begin_generation(*, session: Session, report_id: uuid.UUID) -> StoredReportR
     (the queue only hands a job to one worker at a time): it is taken over.
     Returns None when there is nothing to generate (ready, failed, expired, gone).
     """
-    row = session.scalars(
-        select(R).where(R.report_id == report_id).with_for_update()
-    ).one_or_none()
+    row = session.scalars(select(R).where(R.report_id == report_id).with_for_update()).one_or_none()
     if row is None or row.status not in (ReportStatus.PENDING, ReportStatus.GENERATING):
         return None
     if row.status is ReportStatus.PENDING:
@@ -306,9 +304,6 @@ def live_report_ids(*, session: Session, report_ids: list[uuid.UUID]) -> set[uui
     if not report_ids:
         return set()
     rows = session.scalars(
-        select(R.report_id).where(
-            R.report_id.in_(report_ids), R.status != ReportStatus.EXPIRED
-        )
+        select(R.report_id).where(R.report_id.in_(report_ids), R.status != ReportStatus.EXPIRED)
     ).all()
     return set(rows)
-
