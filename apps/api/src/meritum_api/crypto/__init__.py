@@ -1,0 +1,1 @@
+"""Encryption at rest: master keys (``keys``) and the streaming file format (``streaming``)."""

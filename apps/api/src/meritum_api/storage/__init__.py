@@ -1,0 +1,1 @@
+"""Encrypted storage of report files: the interface (``base``) and its backends."""
