@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from meritum_shared.constants.analytics import ReportFormat, ReportType
@@ -44,3 +44,33 @@ def report_values(provider_id: uuid.UUID, **overrides: Any) -> dict[str, Any]:
     }
     values.update(overrides)
     return values
+
+
+def add_paid_claims(
+    session: Session,
+    *,
+    provider_id: uuid.UUID,
+    count: int,
+    first_payment: date,
+    days: int,
+) -> None:
+    """Insert ``count`` paid AHCIP claims with payment dates over ``days`` days."""
+    patient_id = session.execute(
+        text(
+            "INSERT INTO patients (provider_id, phn, first_name, last_name, date_of_birth) "
+            "VALUES (:p, lpad((floor(random() * 1e9))::bigint::text, 9, '0'), 'Zoë', "
+            "'D''Arcy, Jr.', DATE '1970-01-01') RETURNING patient_id"
+        ),
+        {"p": provider_id},
+    ).scalar_one()
+    session.execute(
+        text(
+            "INSERT INTO claims (provider_id, patient_id, claim_type, state, date_of_service, "
+            "hsc_code, modifiers, submitted_fee, assessed_fee, payment_date, ba_number, "
+            "location) "
+            "SELECT :p, :patient, 'AHCIP', 'PAID', :first - 7 + (g % :days), '03.03A', "
+            "'CMGP', 41.73, 40.12, :first + (g % :days), '12345', "
+            "'Clinique Saint-Éloi, \"Suite\" 2' FROM generate_series(1, :n) g"
+        ),
+        {"p": provider_id, "patient": patient_id, "first": first_payment, "days": days, "n": count},
+    )

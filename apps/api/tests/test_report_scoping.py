@@ -80,8 +80,16 @@ def test_other_provider_reaches_nothing(session: Session) -> None:
         report=repository.get_report(session=session, ctx=owner, report_id=row.report_id)
         or pytest.fail("owner cannot see own report"),
         size=42,
+        sha256=bytes(range(32)),
     )
     assert repository.get_report(session=session, ctx=intruder, report_id=row.report_id) is None
+    assert repository.content_sha256(session=session, ctx=intruder, report_id=row.report_id) is None
+    # An Idempotency-Key names a report only for the provider who sent it.
+    fingerprint = bytes(32)
+    assert repository.claim_idempotency_key(
+        session=session, ctx=owner, key="k-1", fingerprint=fingerprint, report_id=row.report_id
+    )
+    assert repository.find_idempotent(session=session, ctx=intruder, key="k-1") is None
     page = repository.list_reports(session=session, ctx=intruder, limit=100, offset=0)
     assert page.items == []
     assert page.total == 0
@@ -97,6 +105,13 @@ def test_other_provider_reaches_nothing(session: Session) -> None:
     )
     # The owner, meanwhile, reaches all of it.
     assert repository.get_download(session=session, ctx=owner, report_id=row.report_id)
+    assert repository.content_sha256(session=session, ctx=owner, report_id=row.report_id) == bytes(
+        range(32)
+    )
+    assert repository.find_idempotent(session=session, ctx=owner, key="k-1") == (
+        fingerprint,
+        row.report_id,
+    )
     repository.mark_downloaded(session=session, ctx=owner, report_id=row.report_id)
     assert session.get_one(GeneratedReport, row.report_id, populate_existing=True).downloaded
 
@@ -115,7 +130,7 @@ def test_download_rules(session: Session) -> None:
     )
     view = repository.get_report(session=session, ctx=ctx, report_id=ready.report_id)
     assert view is not None
-    repository.finish_ready(session=session, report=view, size=5)
+    repository.finish_ready(session=session, report=view, size=5, sha256=bytes(32))
     ref = repository.get_download(session=session, ctx=ctx, report_id=ready.report_id)
     assert ref.storage_key == ready.file_path
     assert ready.file_path not in repr(ref)

@@ -2,38 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from pydantic import BaseModel
-from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import text
 
+from meritum_api.auth.dependencies import credential_resolver, rate_limit_identity
+from meritum_api.auth.middleware import AuthenticationMiddleware
+from meritum_api.auth.router import install_auth
 from meritum_api.db.migrate import current_revision
-from meritum_api.settings import Settings
+from meritum_api.domains.analytics.errors import install_report_errors
+from meritum_api.domains.analytics.router import router as reports_router
+from meritum_api.http.deps import AppDeps, get_deps, get_session
+from meritum_api.http.errors import install_error_handlers
+from meritum_api.http.log_redaction import install_log_redaction
+from meritum_api.http.middleware import DOCS_PATHS, BodyPolicyMiddleware, HardeningMiddleware
+from meritum_api.http.openapi import ALWAYS, install_openapi
+from meritum_api.http.ratelimit import RateLimiter, RateLimitMiddleware
 
-
-@dataclass(frozen=True, slots=True)
-class AppDeps:
-    """What the app is built from; tests build several side by side."""
-
-    settings: Settings
-    engine: Engine
-    session_factory: sessionmaker[Session]
-
-
-def get_deps(request: Request) -> AppDeps:
-    """The dependencies the app was created with."""
-    deps: AppDeps = request.app.state.deps
-    return deps
-
-
-def get_session(deps: Annotated[AppDeps, Depends(get_deps)]) -> Iterator[Session]:
-    """A database session for one request, closed (and rolled back if open) after it."""
-    with deps.session_factory() as session:
-        yield session
+__all__ = ["AppDeps", "create_app", "get_deps", "get_session"]
 
 
 class Health(BaseModel):
@@ -48,10 +36,28 @@ class HealthEnvelope(BaseModel):
 
 def create_app(deps: AppDeps) -> FastAPI:
     """Build the app around explicit dependencies."""
-    app = FastAPI(title="Meritum Reports API", version="0.1.0")
+    settings = deps.settings
+    install_log_redaction()
+    # The interactive docs need a CDN's scripts: development only (see DOCS_CSP).
+    development = settings.environment == "development"
+    app = FastAPI(
+        title="Meritum Reports API",
+        version="0.1.0",
+        docs_url="/docs" if development else None,
+        redoc_url="/redoc" if development else None,
+        openapi_url="/openapi.json" if development else None,
+    )
     app.state.deps = deps
+    app.state.login_throttle = RateLimiter(
+        amount=settings.login_max_failures, seconds=settings.login_failure_window_seconds
+    )
+    install_error_handlers(app)
+    install_report_errors(app)
+    install_auth(app)
+    app.include_router(reports_router)
+    install_openapi(app)
 
-    @app.get("/health", tags=["operations"])
+    @app.get("/health", tags=["operations"], responses=ALWAYS)
     def health(deps: Annotated[AppDeps, Depends(get_deps)]) -> HealthEnvelope:
         """PostgreSQL server version and the schema's migration revision."""
         with deps.engine.connect() as conn:
@@ -64,4 +70,17 @@ def create_app(deps: AppDeps) -> FastAPI:
             )
         )
 
+    # Added innermost first: the last one added is the outermost.
+    app.add_middleware(
+        RateLimitMiddleware,
+        limiter=RateLimiter(amount=settings.rate_limit_per_minute, seconds=60),
+        identify=rate_limit_identity,
+    )
+    app.add_middleware(AuthenticationMiddleware, resolve=credential_resolver(deps))
+    app.add_middleware(BodyPolicyMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        HardeningMiddleware,
+        hsts=not development,
+        docs_paths=DOCS_PATHS if development else (),
+    )
     return app

@@ -61,6 +61,19 @@ class Settings(BaseSettings):
     #: Files with no row are deleted only once this old (a row may still be committing).
     orphan_grace_seconds: int = Field(default=3600, ge=0)
 
+    # --- the HTTP platform: sessions and request limits ---
+    #: A session ends after this long without use (the expiry slides on use).
+    session_ttl_seconds: int = Field(default=86_400, ge=60)
+    #: The sliding expiry is written at most this often per session.
+    session_touch_interval_seconds: int = Field(default=60, ge=0)
+    #: Requests per minute per signed-in user (per client address when anonymous).
+    rate_limit_per_minute: int = Field(default=100, ge=1)
+    #: Failed logins per email address allowed in the window below, then 429.
+    login_max_failures: int = Field(default=10, ge=1)
+    login_failure_window_seconds: int = Field(default=900, ge=1)
+    #: Largest request body accepted (413 beyond it), in bytes.
+    max_body_bytes: int = Field(default=65_536, ge=1024)
+
     def resolved_storage_dir(self) -> Path:
         """Root directory of the local storage backend."""
         return self.storage_dir if self.storage_dir is not None else self.data_dir / "reports"

@@ -61,13 +61,24 @@ class ThrowawayCluster:
         """SQLAlchemy URL of one database of the cluster."""
         return self._server.url(database)
 
-    def clone(self, name: str) -> str:
-        """Create database ``name`` from the template; return its URL."""
+    def make_template(self, name: str) -> None:
+        """Turn database ``name`` into a template that :meth:`clone` can copy from."""
         if not _NAME.match(name):
             raise ValueError(f"not a plain database name: {name!r}")
         with self._admin() as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            conn.execute(f"ALTER DATABASE {name} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false")
+
+    def clone(self, name: str, *, template: str = TEMPLATE) -> str:
+        """Create database ``name`` from a template (the migrated one); return its URL."""
+        if not _NAME.match(name) or not _NAME.match(template):
+            raise ValueError(f"not a plain database name: {name!r}")
+        with self._admin() as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE} STRATEGY FILE_COPY")
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY")
         return self.url(name)
 
     def drop(self, name: str) -> None:

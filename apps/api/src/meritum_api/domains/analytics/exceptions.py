@@ -5,9 +5,8 @@ Their messages are shown to users: they never carry a storage key or PHI.
 
 from __future__ import annotations
 
-import uuid
-
-from meritum_shared.constants.analytics import ReportStatus
+from meritum_api.domains.analytics.schemas import ReportView
+from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType
 
 
 class ReportError(Exception):
@@ -29,11 +28,11 @@ class ReportNotReady(ReportError):
 
 
 class ReportExpired(ReportError):
-    """The download link has expired."""
+    """The download link has expired; ``report`` says what to request again."""
 
-    def __init__(self, report_id: uuid.UUID) -> None:
+    def __init__(self, report: ReportView) -> None:
         super().__init__("The download link for this report has expired")
-        self.report_id = report_id
+        self.report = report
 
 
 class IllegalTransition(ReportError):
@@ -54,3 +53,30 @@ class TransitionConflict(ReportError):
         )
         self.expected = expected
         self.target = target
+
+
+class UnsupportedReport(ReportError):
+    """No generator exists for this report type in this format (yet)."""
+
+    @classmethod
+    def for_pair(cls, report_type: ReportType, format: ReportFormat) -> UnsupportedReport:
+        """The refusal for one (report type, format) pair, worded for users."""
+        return cls(f"{report_type.value} reports in {format.value} format are not available yet")
+
+
+class IdempotencyKeyReused(ReportError):
+    """An Idempotency-Key sent again with a different request."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This Idempotency-Key was already used with a different request; "
+            "use a new key for a new request"
+        )
+
+
+class RequestLimitReached(ReportError):
+    """Too many requests of one kind in the window; ``retry_after`` seconds until one frees."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

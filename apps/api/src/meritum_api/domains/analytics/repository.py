@@ -8,11 +8,13 @@ trigger installed by migration 0002 refuses illegal moves a second time.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Date, Select, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from meritum_api.auth.context import AuthContext
@@ -33,7 +35,12 @@ from meritum_shared.constants.analytics import (
     ReportType,
     report_origin,
 )
-from meritum_shared.schemas.db import GeneratedReport, generated_reports
+from meritum_shared.schemas.db import (
+    GeneratedReport,
+    generated_report_contents,
+    generated_reports,
+    report_idempotency_keys,
+)
 
 R = GeneratedReport
 
@@ -44,6 +51,10 @@ LOCAL_TIMEZONE = "America/Edmonton"
 def storage_key(*, provider_id: uuid.UUID, report_id: uuid.UUID) -> str:
     """The opaque storage key of a report's file: built from ids only."""
     return f"reports/{provider_id}/{report_id}"
+
+
+#: Every column but the storage key: what a ReportView is built from.
+_VIEW_COLUMNS = [c for c in generated_reports.c if c.name != "file_path"]
 
 
 def _view(row: GeneratedReport) -> ReportView:
@@ -80,7 +91,7 @@ def create_report(
             download_link_expires_at=func.now() + timedelta(days=days),
             scheduled=scheduled,
         )
-        .returning(*[c for c in generated_reports.c if c.name != "file_path"])
+        .returning(*_VIEW_COLUMNS)
     ).one()
     return ReportView.model_validate(row._mapping)
 
@@ -93,22 +104,38 @@ def get_report(*, session: Session, ctx: AuthContext, report_id: uuid.UUID) -> R
     return None if row is None else _view(row)
 
 
-def _filtered(
-    ctx: AuthContext,
-    report_type: ReportType | None,
-    start_date: date | None,
-    end_date: date | None,
-) -> list[Any]:
-    conditions: list[Any] = [R.provider_id == ctx.provider_id]
-    if report_type is not None:
-        conditions.append(R.report_type == report_type)
-    if start_date is not None:
-        conditions.append(R.created_at >= func.timezone(LOCAL_TIMEZONE, start_date))
-    if end_date is not None:
+@functools.cache
+def _page_statements(
+    by_type: bool, from_date: bool, to_date: bool
+) -> tuple[Select[Any], Select[Any]]:
+    """The page and count statements for one combination of filters, built once.
+
+    Every value is a bound parameter, so the eight variants are all there
+    are: listing is the hottest read, and a prebuilt statement skips its
+    construction and cache-key work on each request.
+    """
+    conditions: list[Any] = [R.provider_id == bindparam("provider_id")]
+    if by_type:
+        conditions.append(R.report_type == bindparam("report_type"))
+    if from_date:
         conditions.append(
-            R.created_at < func.timezone(LOCAL_TIMEZONE, end_date + timedelta(days=1))
+            R.created_at >= func.timezone(LOCAL_TIMEZONE, bindparam("start_date", type_=Date))
         )
-    return conditions
+    if to_date:
+        conditions.append(
+            R.created_at < func.timezone(LOCAL_TIMEZONE, bindparam("end_before", type_=Date))
+        )
+    # One statement: the page and, by a window over the same filter, the total.
+    # The window is computed before LIMIT, so it counts every matching row.
+    page = (
+        select(*_VIEW_COLUMNS, func.count().over().label("total"))
+        .where(*conditions)
+        .order_by(R.created_at.desc(), R.report_id.desc())
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    count = select(func.count()).select_from(R).where(*conditions)
+    return page, count
 
 
 def list_reports(
@@ -122,16 +149,27 @@ def list_reports(
     end_date: date | None = None,
 ) -> ReportPage:
     """A page of the provider's reports, newest first, and the filtered total."""
-    conditions = _filtered(ctx, report_type, start_date, end_date)
-    rows = session.scalars(
-        select(R)
-        .where(*conditions)
-        .order_by(R.created_at.desc(), R.report_id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    total = session.execute(select(func.count()).select_from(R).where(*conditions)).scalar_one()
-    return ReportPage(items=[_view(r) for r in rows], total=total, limit=limit, offset=offset)
+    page, count = _page_statements(
+        report_type is not None, start_date is not None, end_date is not None
+    )
+    params: dict[str, Any] = {
+        "provider_id": ctx.provider_id,
+        "report_type": report_type,
+        "start_date": start_date,
+        "end_before": end_date + timedelta(days=1) if end_date is not None else None,
+        "limit": limit,
+        "offset": offset,
+    }
+    rows = session.execute(page, params).all()
+    # Past the last page (or with nothing at all) the window has no row to
+    # ride on: count on its own.
+    total = rows[0].total if rows else session.execute(count, params).scalar_one()
+    return ReportPage(
+        items=[ReportView.model_validate(row._mapping) for row in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
 
 
 def get_download(*, session: Session, ctx: AuthContext, report_id: uuid.UUID) -> StoredReportRef:
@@ -145,7 +183,7 @@ def get_download(*, session: Session, ctx: AuthContext, report_id: uuid.UUID) ->
         raise ReportNotFound
     row, expired = found
     if row.status is ReportStatus.EXPIRED or (row.status is ReportStatus.READY and expired):
-        raise ReportExpired(row.report_id)
+        raise ReportExpired(_view(row))
     if row.status is not ReportStatus.READY:
         raise ReportNotReady
     return StoredReportRef(report=_view(row), storage_key=row.file_path)
@@ -173,6 +211,71 @@ def count_requested_since(
             R.created_at > func.now() - timedelta(hours=hours),
         )
     ).scalar_one()
+
+
+def seconds_until_one_frees(
+    *, session: Session, ctx: AuthContext, report_type: ReportType, hours: int
+) -> int:
+    """Seconds until the oldest of the provider's requests in the window leaves it."""
+    seconds = session.execute(
+        select(
+            func.extract("epoch", func.min(R.created_at) + timedelta(hours=hours) - func.now())
+        ).where(
+            R.provider_id == ctx.provider_id,
+            R.report_type == report_type,
+            R.created_at > func.now() - timedelta(hours=hours),
+        )
+    ).scalar_one()
+    return max(1, int(seconds or 0) + 1)
+
+
+# --- idempotency keys of report requests ----------------------------------------
+
+K = report_idempotency_keys
+
+#: How long an Idempotency-Key keeps naming its report.
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+def find_idempotent(
+    *, session: Session, ctx: AuthContext, key: str
+) -> tuple[bytes, uuid.UUID] | None:
+    """The fingerprint and report of a live key of this provider, if any."""
+    found = session.execute(
+        select(K.c.request_sha256, K.c.report_id).where(
+            K.c.provider_id == ctx.provider_id,
+            K.c.idempotency_key == key,
+            K.c.created_at > func.now() - IDEMPOTENCY_WINDOW,
+        )
+    ).one_or_none()
+    return None if found is None else (found.request_sha256, found.report_id)
+
+
+def claim_idempotency_key(
+    *, session: Session, ctx: AuthContext, key: str, fingerprint: bytes, report_id: uuid.UUID
+) -> bool:
+    """Bind a key to a new report; False if a live binding exists (another request won).
+
+    A key older than the window is taken over in place. Two concurrent
+    requests with one key serialise on the primary key: the second waits for
+    the first to commit, then finds the binding live and gets False.
+    """
+    statement = (
+        pg_insert(K)
+        .values(
+            provider_id=ctx.provider_id,
+            idempotency_key=key,
+            request_sha256=fingerprint,
+            report_id=report_id,
+        )
+        .on_conflict_do_update(
+            index_elements=[K.c.provider_id, K.c.idempotency_key],
+            set_={"request_sha256": fingerprint, "report_id": report_id, "created_at": func.now()},
+            where=K.c.created_at <= func.now() - IDEMPOTENCY_WINDOW,
+        )
+        .returning(K.c.report_id)
+    )
+    return session.execute(statement).scalar_one_or_none() is not None
 
 
 # --- statements of the access paths (EXPLAINed by the tests) ---------------------
@@ -244,31 +347,46 @@ def move_status(
     return _view(row)
 
 
-def begin_generation(*, session: Session, report_id: uuid.UUID) -> StoredReportRef | None:
-    """Claim a report for generation: pending → generating, or resume one left generating.
+def begin_generation(*, session: Session, report_id: uuid.UUID) -> bool:
+    """Claim a report for generation: pending → generating, or take over one left generating.
 
-    A report still ``generating`` was being generated by a process that died
-    (the queue only hands a job to one worker at a time): it is taken over.
-    Returns None when there is nothing to generate (ready, failed, expired, gone).
+    A report still ``generating`` belongs to a worker that died or is still
+    writing; :func:`lock_for_writing` tells the two apart. Returns False when
+    there is nothing to generate (ready, failed, expired, gone).
     """
-    row = session.scalars(select(R).where(R.report_id == report_id).with_for_update()).one_or_none()
-    if row is None or row.status not in (ReportStatus.PENDING, ReportStatus.GENERATING):
-        return None
-    if row.status is ReportStatus.PENDING:
+    status = session.scalars(
+        select(R.status).where(R.report_id == report_id).with_for_update()
+    ).one_or_none()
+    if status is ReportStatus.PENDING:
         move_status(
             session=session,
             report_id=report_id,
             expected=ReportStatus.PENDING,
             target=ReportStatus.GENERATING,
         )
-        session.refresh(row)
+        return True
+    return status is ReportStatus.GENERATING
+
+
+def lock_for_writing(*, session: Session, report_id: uuid.UUID) -> StoredReportRef | None:
+    """Lock a generating report for the rest of the transaction; None if it is not generating.
+
+    The row lock is what makes one writer at a time: it lives exactly as long
+    as the worker's connection, so a killed worker releases it at once, while
+    a worker that is merely slow (and was presumed dead by the queue) keeps
+    it. A second writer waits here, then finds the report ready and stops,
+    instead of overwriting or deleting the file the first one published.
+    """
+    row = session.scalars(select(R).where(R.report_id == report_id).with_for_update()).one_or_none()
+    if row is None or row.status is not ReportStatus.GENERATING:
+        return None
     return StoredReportRef(report=_view(row), storage_key=row.file_path)
 
 
-def finish_ready(*, session: Session, report: ReportView, size: int) -> ReportView:
-    """generating → ready; the download link runs from this moment."""
+def finish_ready(*, session: Session, report: ReportView, size: int, sha256: bytes) -> ReportView:
+    """generating → ready with the content's digest; the download link runs from now."""
     days = DOWNLOAD_LINK_EXPIRY_DAYS[report_origin(report.report_type, scheduled=report.scheduled)]
-    return move_status(
+    ready = move_status(
         session=session,
         report_id=report.report_id,
         expected=ReportStatus.GENERATING,
@@ -276,6 +394,25 @@ def finish_ready(*, session: Session, report: ReportView, size: int) -> ReportVi
         file_size_bytes=size,
         download_link_expires_at=func.now() + timedelta(days=days),
     )
+    # A retried generation rewrites the file, so the digest is replaced too.
+    session.execute(
+        pg_insert(generated_report_contents)
+        .values(report_id=report.report_id, sha256=sha256)
+        .on_conflict_do_update(
+            index_elements=["report_id"], set_={"sha256": sha256, "recorded_at": func.now()}
+        )
+    )
+    return ready
+
+
+def content_sha256(*, session: Session, ctx: AuthContext, report_id: uuid.UUID) -> bytes | None:
+    """The SHA-256 of the provider's ready report's content, if recorded."""
+    digest: bytes | None = session.execute(
+        select(generated_report_contents.c.sha256)
+        .join(R, R.report_id == generated_report_contents.c.report_id)
+        .where(R.report_id == report_id, R.provider_id == ctx.provider_id)
+    ).scalar_one_or_none()
+    return digest
 
 
 def expire_due(*, session: Session, limit: int) -> list[str]:

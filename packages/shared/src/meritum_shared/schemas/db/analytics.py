@@ -17,6 +17,7 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     Index,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -144,6 +145,59 @@ class GeneratedReport(Base):
 
 
 generated_reports: Table = cast(Table, GeneratedReport.__table__)
+
+
+class GeneratedReportContent(Base):
+    """The SHA-256 of a ready report's plaintext, recorded when its file was written.
+
+    Kept beside the spec's table rather than in it: clients verify what they
+    downloaded against it, and it goes with its report.
+    """
+
+    __tablename__ = "generated_report_contents"
+    __table_args__ = (CheckConstraint("octet_length(sha256) = 32", name="sha256_length"),)
+
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("generated_reports.report_id", ondelete="CASCADE"), primary_key=True
+    )
+    sha256: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
+generated_report_contents: Table = cast(Table, GeneratedReportContent.__table__)
+
+
+class ReportIdempotencyKey(Base):
+    """An ``Idempotency-Key`` a physician sent with a report request, for 24 hours.
+
+    Scoped by provider: the same key from two physicians names two rows, so
+    a key can never lead to another physician's report.
+    """
+
+    __tablename__ = "report_idempotency_keys"
+    __table_args__ = (
+        CheckConstraint(r"idempotency_key ~ '^[\x21-\x7e]{1,255}$'", name="key_printable"),
+        CheckConstraint("octet_length(request_sha256) = 32", name="request_sha256_length"),
+        Index("ix_report_idempotency_keys_report_id", "report_id"),
+    )
+
+    provider_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("providers.provider_id"), primary_key=True
+    )
+    idempotency_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: SHA-256 of the endpoint and the request body, to tell a replay from a misuse.
+    request_sha256: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("generated_reports.report_id", ondelete="CASCADE"), nullable=False
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
+report_idempotency_keys: Table = cast(Table, ReportIdempotencyKey.__table__)
 
 
 class InsertGeneratedReport(BaseModel):

@@ -1,0 +1,234 @@
+"""Accounts, signing in and out, and resolving a request's session."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from meritum_api.audit import repository as audit
+from meritum_api.auth import passwords
+from meritum_api.auth import repository as repo
+from meritum_api.auth.context import AuthContext
+from meritum_api.auth.sessions import Credential, Principal, digest, new_token, well_formed
+from meritum_api.http.ratelimit import RateLimiter
+from meritum_api.settings import Settings
+from meritum_shared.constants.auth import (
+    DELEGABLE_PERMISSIONS,
+    PHYSICIAN_PERMISSIONS,
+    AuthAuditAction,
+    Permission,
+    UserRole,
+)
+
+
+class InvalidCredentials(Exception):
+    """Wrong email or password; deliberately does not say which."""
+
+
+class TooManyLoginFailures(Exception):
+    """Too many failed logins for one email address lately."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many failed logins")
+        self.retry_after = retry_after
+
+
+def normalize_email(email: str) -> str:
+    """Emails are compared trimmed and lower-case."""
+    return email.strip().lower()
+
+
+def permissions_of(role: UserRole, stored: Iterable[str]) -> frozenset[Permission]:
+    """A physician holds every permission; a delegate holds what is stored."""
+    if role is UserRole.PHYSICIAN:
+        return PHYSICIAN_PERMISSIONS
+    return frozenset(Permission(value) for value in stored) & DELEGABLE_PERMISSIONS
+
+
+def create_user(
+    *,
+    session: Session,
+    email: str,
+    password: str,
+    provider_id: uuid.UUID,
+    role: UserRole,
+    permissions: Iterable[Permission] | None = None,
+) -> uuid.UUID:
+    """Create a physician or delegate account in the caller's transaction (no commit).
+
+    Physicians take no ``permissions`` (they hold all); a delegate's must be
+    a subset of ``DELEGABLE_PERMISSIONS``. Raises ``ValueError`` for a bad
+    role, permission set or password.
+    """
+    role = UserRole(role)
+    granted = sorted(set(permissions or ()), key=list(Permission).index)
+    if role is UserRole.PHYSICIAN and granted:
+        raise ValueError("a physician holds every permission; grant none explicitly")
+    if not set(granted) <= DELEGABLE_PERMISSIONS:
+        raise ValueError("a delegate can only be granted delegable permissions")
+    if not passwords.MIN_PASSWORD_LENGTH <= len(password) <= passwords.MAX_PASSWORD_LENGTH:
+        raise ValueError(
+            f"a password must have {passwords.MIN_PASSWORD_LENGTH} to "
+            f"{passwords.MAX_PASSWORD_LENGTH} characters"
+        )
+    return repo.insert_user(
+        session=session,
+        email=normalize_email(email),
+        password_hash=passwords.hash_password(password),
+        provider_id=provider_id,
+        role=role,
+        permissions=[p.value for p in granted],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    """A new session: its tokens exist only here and on the client."""
+
+    principal: Principal
+    token: str = field(repr=False)
+    csrf_token: str = field(repr=False)
+
+
+def _failure_key(email: str) -> str:
+    return "login:" + hashlib.sha256(email.encode()).hexdigest()
+
+
+def login(
+    *,
+    session: Session,
+    settings: Settings,
+    email: str,
+    password: str,
+    throttle: RateLimiter | None = None,
+) -> LoginResult:
+    """Check the password and open a session (commits).
+
+    Unknown email and wrong password take the same path: one argon2
+    verification, one audit entry, one commit, the same exception.
+    """
+    normalized = normalize_email(email)
+    key = _failure_key(normalized)
+    if throttle is not None and not throttle.allowed(key):
+        raise TooManyLoginFailures(throttle.retry_after(key))
+    user = repo.find_user_by_email(session=session, email=normalized)
+    # Always one verification (against a dummy hash for an unknown email).
+    verified = passwords.verify_password(user.password_hash if user else None, password)
+    if user is None or not verified:
+        ctx = (
+            AuthContext(provider_id=user.provider_id, user_id=user.user_id)
+            if user is not None
+            else None
+        )
+        audit.record(
+            session=session,
+            ctx=ctx,
+            action=AuthAuditAction.LOGIN_FAILED,
+            resource_id=user.user_id if user else None,
+            details={"reason": "wrong_password" if user else "unknown_email"},
+        )
+        session.commit()
+        if throttle is not None:
+            throttle.hit(key)
+        raise InvalidCredentials
+
+    if passwords.needs_rehash(user.password_hash):
+        repo.update_password_hash(
+            session=session,
+            user_id=user.user_id,
+            password_hash=passwords.hash_password(password),
+        )
+    token, csrf_token = new_token(), new_token()
+    session_id, expires_at = repo.insert_session(
+        session=session,
+        user_id=user.user_id,
+        token_hash=digest(token),
+        csrf_token_hash=digest(csrf_token),
+        ttl=timedelta(seconds=settings.session_ttl_seconds),
+    )
+    repo.purge_expired_sessions(session=session, user_id=user.user_id)
+    principal = Principal(
+        session_id=session_id,
+        user_id=user.user_id,
+        provider_id=user.provider_id,
+        role=user.role,
+        permissions=permissions_of(user.role, user.permissions),
+        expires_at=expires_at,
+        via="cookie",
+        csrf_token_hash=digest(csrf_token),
+    )
+    audit.record(
+        session=session,
+        ctx=principal.context,
+        action=AuthAuditAction.LOGIN,
+        resource_id=session_id,
+        details={"role": user.role},
+    )
+    session.commit()
+    return LoginResult(principal=principal, token=token, csrf_token=csrf_token)
+
+
+def resolve(
+    *, session_factory: sessionmaker[Session], settings: Settings, credential: Credential
+) -> Principal | None:
+    """The principal behind a credential, or None (unknown, expired or malformed).
+
+    Slides the expiry forward, by the database clock, at most once per
+    ``session_touch_interval_seconds``: a busy client does not write on
+    every request.
+    """
+    if not well_formed(credential.token):
+        return None
+    with session_factory() as session:
+        live = repo.find_live_session(
+            session=session,
+            token_hash=digest(credential.token),
+            touch_interval=timedelta(seconds=settings.session_touch_interval_seconds),
+        )
+        if live is None:
+            return None
+        expires_at = live.expires_at
+        if live.due_for_touch:
+            touched = repo.touch_session(
+                session=session,
+                session_id=live.session_id,
+                ttl=timedelta(seconds=settings.session_ttl_seconds),
+            )
+            session.commit()
+            if touched is None:
+                return None
+            expires_at = touched
+        return Principal(
+            session_id=live.session_id,
+            user_id=live.user_id,
+            provider_id=live.provider_id,
+            role=live.role,
+            permissions=permissions_of(live.role, live.permissions),
+            expires_at=expires_at,
+            via=credential.via,
+            csrf_token_hash=live.csrf_token_hash,
+        )
+
+
+def logout(*, session: Session, principal: Principal) -> None:
+    """End the principal's session (commits)."""
+    repo.delete_session(session=session, session_id=principal.session_id)
+    audit.record(
+        session=session,
+        ctx=principal.context,
+        action=AuthAuditAction.LOGOUT,
+        resource_id=principal.session_id,
+    )
+    session.commit()
+
+
+def purge_expired_sessions(*, session: Session) -> int:
+    """Delete every expired session (commits); returns how many."""
+    count = repo.purge_expired_sessions(session=session)
+    session.commit()
+    return count

@@ -1,0 +1,126 @@
+"""Producing one report's file: claim the row, stream the generator into storage, settle.
+
+This is storage glue: it alone (with the repository and the cleanup) sees a
+report's storage key, and never logs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from meritum_api.domains.analytics import repository
+from meritum_api.domains.analytics.exceptions import TransitionConflict
+from meritum_api.domains.analytics.generators import (
+    GenerationRequest,
+    Generator,
+    generator_for,
+)
+from meritum_api.settings import Settings
+from meritum_api.storage.base import ReportStorage
+from meritum_shared.constants.analytics import (
+    GENERATION_FAILED_MESSAGE,
+    ReportFormat,
+    ReportStatus,
+    ReportType,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerDeps:
+    """What background jobs need; passed to workers explicitly."""
+
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    storage: ReportStorage
+    #: Which generator produces a (type, format); the registry unless a benchmark swaps it.
+    generators: Callable[[ReportType, ReportFormat], Generator] = generator_for
+
+
+class Outcome(StrEnum):
+    READY = "ready"
+    FAILED = "failed"
+    RETRY = "retry"
+    NOTHING_TO_DO = "nothing_to_do"
+
+
+def describe_failure(exc: BaseException) -> str:
+    """Where and what failed, without the exception's message (it may hold PHI or keys)."""
+    frames = traceback.extract_tb(exc.__traceback__)[-4:]
+    where = " <- ".join(f"{f.name}@{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in frames)
+    return f"{type(exc).__name__} at {where or 'unknown'}"
+
+
+def generate_report(
+    *,
+    deps: WorkerDeps,
+    report_id: uuid.UUID,
+    is_final_attempt: Callable[[BaseException], bool],
+) -> Outcome:
+    """Generate one report; raise to ask for a retry, settle it ``failed`` when none is left."""
+    # First transaction: the claim is committed at once so that the status
+    # says "generating" while the work goes on.
+    with deps.session_factory.begin() as session:
+        claimed = repository.begin_generation(session=session, report_id=report_id)
+    if not claimed:
+        return Outcome.NOTHING_TO_DO
+    try:
+        # Second transaction: holds the report's row lock from before the
+        # first byte is written until the ready status commits (see
+        # repository.lock_for_writing), so only one writer ever publishes.
+        with deps.session_factory.begin() as session:
+            ref = repository.lock_for_writing(session=session, report_id=report_id)
+            if ref is None:
+                return Outcome.NOTHING_TO_DO  # another worker finished it meanwhile
+            report = ref.report
+            log.info("report %s: generating", report_id)
+            generator = deps.generators(report.report_type, report.format)
+            request = GenerationRequest(
+                report_id=report.report_id,
+                provider_id=report.provider_id,
+                report_type=report.report_type,
+                format=report.format,
+                period_start=report.period_start,
+                period_end=report.period_end,
+            )
+            with deps.engine.connect() as conn:
+                # The write is atomic: until it returns nothing is visible under
+                # the key, so a process killed here leaves no half-written file.
+                stored = deps.storage.write(ref.storage_key, generator(conn, request))
+            repository.finish_ready(
+                session=session, report=report, size=stored.size, sha256=stored.sha256
+            )
+    except Exception as exc:
+        final = is_final_attempt(exc)
+        log.error(
+            "report %s: generation failed (%s); %s",
+            report_id,
+            describe_failure(exc),
+            "giving up" if final else "will retry",
+        )
+        with deps.session_factory.begin() as session:
+            try:
+                repository.move_status(
+                    session=session,
+                    report_id=report_id,
+                    expected=ReportStatus.GENERATING,
+                    target=ReportStatus.FAILED if final else ReportStatus.PENDING,
+                    **({"error_message": GENERATION_FAILED_MESSAGE} if final else {}),
+                )
+            except TransitionConflict:
+                log.warning("report %s: moved by another process while failing", report_id)
+        if final:
+            return Outcome.FAILED
+        raise
+    log.info("report %s: ready (%d bytes)", report_id, stored.size)
+    return Outcome.READY

@@ -1,0 +1,1 @@
+"""The HTTP platform: error mapping, hardening middleware, rate limits, log redaction."""

@@ -1,0 +1,200 @@
+"""Hardening middleware, as plain ASGI so that nothing buffers a response body.
+
+Report downloads stream large files; Starlette's ``BaseHTTPMiddleware``
+would funnel them through a memory stream. These classes only look at the
+``http.response.start`` message (headers) and at the request's ``receive``
+channel, and pass body chunks straight through.
+
+Order in the app, outermost first: :class:`HardeningMiddleware` (request id,
+security headers, the generic 500) → :class:`BodyPolicyMiddleware` (size,
+media type) → authentication → rate limit → the routes.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from email.message import Message as EmailMessage
+from typing import Final
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from meritum_api.http.errors import (
+    REQUEST_ID_STATE_KEY,
+    ApiError,
+    api_error_response,
+    internal_error_response,
+)
+from meritum_api.http.log_redaction import request_id_var
+
+log = logging.getLogger("meritum.http")
+
+#: Every API response: it is JSON or a file, never a page, and never framed.
+API_CSP: Final = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+#: FastAPI's interactive docs load their scripts and styles from a CDN, which
+#: may not run on the API's origin in production (a compromised CDN script
+#: there could act with the physician's session). The docs are therefore
+#: served only in development, with this policy.
+DOCS_CSP: Final = (
+    "default-src 'none'; "
+    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "font-src https://fonts.gstatic.com; "
+    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+    "connect-src 'self'; worker-src blob:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+DOCS_PATHS: Final = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+
+_HSTS: Final = "max-age=63072000; includeSubDomains"
+_STATIC_HEADERS: Final = (
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cross-origin-resource-policy", "same-origin"),
+)
+_REMOVED_HEADERS: Final = ("server", "x-powered-by")
+
+
+class HardeningMiddleware:
+    """A request id, security headers on every response, and the generic 500.
+
+    Sits outside Starlette's exception handling, so it also stamps error
+    responses. An exception that escapes the app becomes a 500 carrying only
+    the request id; the traceback goes to the log (redacted there). If the
+    response had already started (a download broke midway) the exception is
+    re-raised so the server aborts the connection rather than let a
+    truncated file look complete.
+    """
+
+    def __init__(self, app: ASGIApp, *, hsts: bool, docs_paths: Iterable[str] = ()) -> None:
+        self.app = app
+        self.hsts = hsts
+        self.docs_paths = frozenset(docs_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})[REQUEST_ID_STATE_KEY] = request_id
+        csp = DOCS_CSP if scope.get("path") in self.docs_paths else API_CSP
+        started = False
+
+        async def send_hardened(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = list(message.get("headers", []))
+                headers = MutableHeaders(scope=message)
+                for name in _REMOVED_HEADERS:
+                    del headers[name]
+                headers["x-request-id"] = request_id
+                headers["content-security-policy"] = csp
+                for name, value in _STATIC_HEADERS:
+                    headers[name] = value
+                if "cache-control" not in headers:
+                    # Responses carry PHI or session data: no cache may keep them.
+                    headers["cache-control"] = "no-store"
+                if self.hsts:
+                    headers["strict-transport-security"] = _HSTS
+            await send(message)
+
+        token = request_id_var.set(request_id)
+        try:
+            await self.app(scope, receive, send_hardened)
+        except Exception:
+            log.exception("unhandled error (request_id=%s)", request_id)
+            if started:
+                raise
+            await internal_error_response(request_id)(scope, receive, send_hardened)
+        finally:
+            request_id_var.reset(token)
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """The request body grew past the limit while it was being read."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413)
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    parsed = EmailMessage()
+    parsed["content-type"] = content_type
+    if parsed.get_content_maintype() != "application":
+        return False
+    subtype = parsed.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")
+
+
+class BodyPolicyMiddleware:
+    """At most ``max_body_bytes`` of request body, and only JSON.
+
+    A declared ``Content-Length`` over the limit is refused before a byte is
+    read. The body is also counted as it streams in, so a chunked upload (no
+    length declared) or a length that understates the body is cut off at the
+    limit too: the read raises :class:`BodyTooLarge`, which becomes a 413.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
+        length: int | None = None
+        if declared is not None:
+            try:
+                length = int(declared)
+            except ValueError:
+                length = -1
+            if length < 0:
+                await api_error_response(ApiError.of(400))(scope, receive, send)
+                return
+            if length > self.max_body_bytes:
+                await api_error_response(ApiError.of(413))(scope, receive, send)
+                return
+        has_body = (length or 0) > 0 or "transfer-encoding" in headers
+        if has_body and not _is_json(headers.get("content-type")):
+            await api_error_response(ApiError.of(415))(scope, receive, send)
+            return
+
+        received = 0
+        limit = self.max_body_bytes
+        started = False
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge
+            return message
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive_limited, send_tracked)
+        except BodyTooLarge:
+            # Normally the route's exception handling has already answered;
+            # this covers a body read outside it.
+            if started:
+                raise
+            await api_error_response(ApiError.of(413))(scope, receive, send)

@@ -1,0 +1,611 @@
+"""Synthetic demo data: physicians, their patients and years of AHCIP and WCB claims.
+
+Deterministic: physician ``i`` of seed ``s`` is drawn from its own
+``random.Random`` seeded with ``(s, i)``, so the same arguments (and the
+same ``today``) always give the same rows, ids included.
+
+Idempotent by skipping: a physician whose billing number (or id) already
+exists is left alone, with everything under it. Each physician is written in
+one transaction together with its patients and claims, so a physician that
+exists is complete. Nothing is ever deleted; raising ``physicians`` adds
+only the new ones.
+
+Fast: patients and claims go in by ``COPY``.
+
+Demo logins are created in each physician's transaction, beside the
+physician they sign in as: ``physician<N>@demo.meritum.example`` for each,
+and for the first physician a delegate (``delegate1@…``) who may view and
+export reports but not export all data. They share :data:`DEMO_PASSWORD`:
+demo data only, and seeding refuses a production database.
+
+Every value is invented. PHNs are random nine-digit numbers (the schema's
+rule); fees, HSC codes, modifiers and explanatory codes are plausible
+Alberta-shaped values, not a copy of the Schedule of Medical Benefits.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Final, cast
+from zoneinfo import ZoneInfo
+
+import psycopg
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from meritum_api.auth.service import create_user
+from meritum_shared.constants.auth import Permission, UserRole
+from meritum_shared.constants.claims import ClaimState, ClaimType
+from meritum_shared.schemas.db import providers
+
+#: The calendar the physicians work in: "today" is a date in Alberta.
+ALBERTA: Final = ZoneInfo("America/Edmonton")
+
+DEFAULT_PHYSICIANS: Final = 3
+DEFAULT_YEARS: Final = 3
+#: Real volumes run from 50 to 2,000 claims per physician per month.
+DEFAULT_CLAIMS_PER_MONTH: Final = 300
+DEFAULT_SEED: Final = 2026
+
+_CENT: Final = Decimal("0.01")
+
+FIRST_NAMES: Final = (
+    "Amélie", "Zoë", "François", "Éloïse", "Chloé", "Noé", "Thi Hương", "Jürgen",
+    "Siobhán", "Mary-Kate", "Jean-Luc", "Liam", "Olivia", "Emma", "Noah", "Aarav",
+    "Priya", "Wei", "Fatima", "Muhammad", "Sofía", "Björn", "Kateřina", "Łukasz",
+    "Dimitrios", "Ngozi", "Tenzin", "Ava", "Jacob", "Harpreet", "Mateo", "Ana-María",
+    "D'Shawn", "Renée", "Søren", "Grace",
+)  # fmt: skip
+LAST_NAMES: Final = (
+    "Côté", "O'Brien", "Nguyễn", "Smith, Jr.", "Tremblay", "Lefèbvre", "D'Arcy",
+    "MacDonald", "Müller", "Ødegård", "Wong", "Singh", "Kowalczyk", "Sánchez",
+    "Al-Hakim", "Cardinal", "Yellowhorn", "Gauthier-Roy", "Brown, III", "Ó Súilleabháin",
+    "van der Berg", "Łukaszewski", "Park", "Patel", "Thompson", "Bélanger", "St-Pierre",
+    "Lévesque", "Johnson, Sr.", "Chen", "Okafor", "Hernández", "Dubé", "Kim", "N'Diaye",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """A place of service; ``rrnp_rate`` is the rural premium share, None in town."""
+
+    name: str
+    rrnp_rate: Decimal | None = None
+
+
+URBAN_SITES: Final = (
+    Site("Sunridge Family Medicine, Calgary"),
+    Site("Clinique médicale Saint-Éloi, Edmonton"),
+    Site("Crowfoot Village Clinic — Suite 210, Calgary"),
+    Site('Whyte Avenue "Walk-In" Clinic, Edmonton'),
+    Site("Red Deer Regional Hospital, Emergency"),
+    Site("Lethbridge Family Practice"),
+    Site("St. Albert Family Medicine Centre"),
+    Site("Mill Woods Primary Care Network, Edmonton"),
+)
+RURAL_SITES: Final = (
+    Site("Peace River Community Health Centre", Decimal("0.1215")),
+    Site("High Level Medical Clinic", Decimal("0.2380")),
+    Site("Lac La Biche Healthcare Centre", Decimal("0.1545")),
+    Site("Fort Vermilion, St. Theresa Health Centre", Decimal("0.2650")),
+    Site("Pincher Creek Medical Clinic", Decimal("0.0925")),
+    Site("Bonnyville Health Centre", Decimal("0.1180")),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A health service code with an invented base fee and its share of visits."""
+
+    code: str
+    base_fee: Decimal
+    weight: int
+
+
+SERVICES: Final = (
+    Service("03.03A", Decimal("41.73"), 50),
+    Service("03.04A", Decimal("96.80"), 10),
+    Service("03.05A", Decimal("27.59"), 5),
+    Service("03.07B", Decimal("68.47"), 6),
+    Service("03.08A", Decimal("142.23"), 5),
+    Service("08.19A", Decimal("36.45"), 8),
+    Service("13.99H", Decimal("24.12"), 4),
+    Service("03.03CV", Decimal("38.22"), 7),
+    Service("13.59A", Decimal("19.87"), 5),
+)
+_SERVICE_WEIGHTS: Final = [s.weight for s in SERVICES]
+
+#: Modifier sets as submitted (comma-separated, no spaces) and the share they add.
+MODIFIER_SETS: Final = (
+    ("", Decimal("0"), 58),
+    ("CMGP", Decimal("0.20"), 18),
+    ("AFHR", Decimal("0.35"), 5),
+    ("EV", Decimal("0.15"), 5),
+    ("TM", Decimal("0"), 4),
+    ("BMI", Decimal("0.25"), 3),
+    ("CMGP,AFHR", Decimal("0.55"), 4),
+    ("CMGP,EV", Decimal("0.35"), 2),
+    ("CMGP,BMI", Decimal("0.45"), 1),
+)
+_MODIFIER_WEIGHTS: Final = [m[2] for m in MODIFIER_SETS]
+
+WCB_FIRST_REPORT: Final = "C050E"
+WCB_PROGRESS_FORMS: Final = ("C151", "C151", "C151", "C568", "C569")
+#: Invented explanatory codes of refused claims.
+AHCIP_REJECTION_CODES: Final = ("01", "02A", "10", "31", "AA", "EB", "GS", "HD", "MF")
+WCB_REJECTION_CODES: Final = ("W01", "W07", "W12", "W25")
+
+# What happens to a claim depends on how long ago it was served: settled ones
+# (their payment run is past) are mostly paid; the newest are still in flight.
+_SETTLED_STATES: Final = (
+    (ClaimState.PAID, 845),
+    (ClaimState.ADJUSTED, 60),
+    (ClaimState.REJECTED, 45),
+    (ClaimState.WRITTEN_OFF, 20),
+    (ClaimState.EXPIRED, 20),
+    (ClaimState.ASSESSED, 10),
+)
+_RECENT_STATES: Final = (  # served in the last three days
+    (ClaimState.DRAFT, 40),
+    (ClaimState.QUEUED, 30),
+    (ClaimState.SUBMITTED, 30),
+)
+_IN_FLIGHT_STATES: Final = (  # older, but the payment run is still ahead
+    (ClaimState.QUEUED, 5),
+    (ClaimState.SUBMITTED, 45),
+    (ClaimState.ASSESSED, 40),
+    (ClaimState.REJECTED, 10),
+)
+_NEEDS_SETTLEMENT: Final = frozenset(
+    {
+        ClaimState.PAID,
+        ClaimState.ADJUSTED,
+        ClaimState.REJECTED,
+        ClaimState.WRITTEN_OFF,
+        ClaimState.EXPIRED,
+    }
+)
+
+#: AHCIP pays every second Thursday; this is one of them.
+_AHCIP_PAY_ANCHOR: Final = date(2020, 1, 2)
+
+_PATIENT_COLUMNS: Final = (
+    "patient_id",
+    "provider_id",
+    "phn",
+    "first_name",
+    "last_name",
+    "date_of_birth",
+)
+_CLAIM_COLUMNS: Final = (
+    "claim_id",
+    "provider_id",
+    "patient_id",
+    "claim_type",
+    "state",
+    "date_of_service",
+    "hsc_code",
+    "modifiers",
+    "submitted_fee",
+    "assessed_fee",
+    "payment_date",
+    "ba_number",
+    "location",
+    "rrnp_premium",
+    "rejection_code",
+    "wcb_claim_number",
+    "wcb_form_type",
+)
+
+
+#: Where demo logins live, and the password they share (development data only).
+DEMO_DOMAIN: Final = "demo.meritum.example"
+DEMO_PASSWORD: Final = "meritum-demo-2026"  # noqa: S105 - documented demo credential
+DELEGATE_PERMISSIONS: Final = frozenset({Permission.REPORT_VIEW, Permission.REPORT_EXPORT})
+
+
+def demo_logins(bind: Engine | Connection) -> list[tuple[str, str]]:
+    """The demo accounts present (email, role), physicians first."""
+    query = text(
+        "SELECT email, role FROM users WHERE email LIKE :pattern ORDER BY role DESC, email"
+    )
+    with _transaction(bind) as conn:
+        rows = conn.execute(query, {"pattern": f"%@{DEMO_DOMAIN}"}).all()
+    return [(row.email, row.role) for row in rows]
+
+
+def _add_logins(conn: Connection, plan: _Physician, index: int) -> None:
+    with Session(bind=conn) as session:
+        create_user(
+            session=session,
+            email=f"physician{index + 1}@{DEMO_DOMAIN}",
+            password=DEMO_PASSWORD,
+            provider_id=plan.provider_id,
+            role=UserRole.PHYSICIAN,
+        )
+        if index == 0:
+            create_user(
+                session=session,
+                email=f"delegate1@{DEMO_DOMAIN}",
+                password=DEMO_PASSWORD,
+                provider_id=plan.provider_id,
+                role=UserRole.DELEGATE,
+                permissions=set(DELEGATE_PERMISSIONS),
+            )
+        session.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class SeedSummary:
+    """What one run did, in counts only (never names or numbers of people)."""
+
+    physicians_created: int
+    physicians_existing: int
+    patients: int
+    claims: int
+    wcb_claims: int
+    first_day: date
+    last_day: date
+
+    def line(self) -> str:
+        """The one-line summary the command prints."""
+        return (
+            f"seeded {self.physicians_created} physicians "
+            f"({self.physicians_existing} already present, skipped), "
+            f"{self.patients:,} patients, {self.claims:,} claims "
+            f"({self.claims - self.wcb_claims:,} AHCIP, {self.wcb_claims:,} WCB) "
+            f"served {self.first_day.isoformat()} to {self.last_day.isoformat()}"
+        )
+
+
+@dataclass(slots=True)
+class _Physician:
+    """One physician's plan, drawn before anything is written."""
+
+    provider_id: uuid.UUID
+    billing_number: str
+    first_name: str
+    last_name: str
+    ba_numbers: list[str]
+    sites: list[tuple[Site, str]]  # each site with the BA it bills under
+    patients: list[tuple[Any, ...]] = field(default_factory=list)
+    claims: list[tuple[Any, ...]] = field(default_factory=list)
+    wcb_claims: int = 0
+
+
+def alberta_today() -> date:
+    """Today's date in Alberta."""
+    return datetime.now(ALBERTA).date()
+
+
+def seed_demo(
+    bind: Engine | Connection,
+    *,
+    physicians: int = DEFAULT_PHYSICIANS,
+    years: int = DEFAULT_YEARS,
+    claims_per_month: int = DEFAULT_CLAIMS_PER_MONTH,
+    seed: int = DEFAULT_SEED,
+    today: date | None = None,
+) -> SeedSummary:
+    """Seed synthetic physicians with patients and claims; existing physicians are skipped.
+
+    With an ``Engine`` each physician commits on its own; with a ``Connection``
+    everything joins the caller's transaction.
+    """
+    if physicians < 1 or years < 1 or claims_per_month < 1:
+        raise ValueError("physicians, years and claims_per_month must be at least 1")
+    last_day = today or alberta_today()
+    first_day = _years_before(last_day, years)
+    created = existing = patient_count = claim_count = wcb_count = 0
+    taken: set[str] = set()
+    for index in range(physicians):
+        # Reproducible on purpose: synthetic data, nothing secret is drawn.
+        rng = random.Random(f"meritum-seed/{seed}/physician/{index}")  # noqa: S311
+        plan = _plan_physician(rng, index=index, taken=taken)
+        with _transaction(bind) as conn:
+            if not _insert_provider(conn, plan):
+                existing += 1
+                continue
+            _draw_patients(rng, plan, claims_per_month=claims_per_month, today=last_day)
+            _draw_claims(
+                rng, plan, claims_per_month=claims_per_month, first=first_day, last=last_day
+            )
+            _copy(conn, "patients", _PATIENT_COLUMNS, plan.patients)
+            _copy(conn, "claims", _CLAIM_COLUMNS, plan.claims)
+            _add_logins(conn, plan, index)
+        created += 1
+        patient_count += len(plan.patients)
+        claim_count += len(plan.claims)
+        wcb_count += plan.wcb_claims
+    return SeedSummary(
+        physicians_created=created,
+        physicians_existing=existing,
+        patients=patient_count,
+        claims=claim_count,
+        wcb_claims=wcb_count,
+        first_day=first_day,
+        last_day=last_day,
+    )
+
+
+@contextmanager
+def _transaction(bind: Engine | Connection) -> Iterator[Connection]:
+    if isinstance(bind, Engine):
+        with bind.begin() as conn:
+            yield conn
+    else:
+        yield bind
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+def _uuid(rng: random.Random) -> uuid.UUID:
+    return uuid.UUID(int=rng.getrandbits(128), version=4)
+
+
+def _digits(rng: random.Random, n: int) -> str:
+    return str(rng.randrange(10 ** (n - 1), 10**n))
+
+
+def _name(rng: random.Random) -> tuple[str, str]:
+    last = rng.choice(LAST_NAMES)
+    if rng.random() < 0.08 and "," not in last:
+        other = rng.choice(LAST_NAMES)
+        if other != last and "," not in other:
+            last = f"{last}-{other}"
+    return rng.choice(FIRST_NAMES), last
+
+
+def _plan_physician(rng: random.Random, *, index: int, taken: set[str]) -> _Physician:
+    billing = _digits(rng, 9)
+    while billing in taken:
+        billing = _digits(rng, 9)
+    taken.add(billing)
+    first, last = _name(rng)
+    ba_numbers = sorted({_digits(rng, 5) for _ in range(rng.randint(1, 3))})
+    n_sites = rng.randint(2, 4)
+    # Physician 0 always works somewhere rural, so a seed always carries RRNP premiums.
+    n_rural = max(1 if index == 0 else 0, min(n_sites - 1, rng.choice((0, 0, 1, 1, 2))))
+    chosen = rng.sample(RURAL_SITES, n_rural) + rng.sample(URBAN_SITES, n_sites - n_rural)
+    sites = [(site, ba_numbers[i % len(ba_numbers)]) for i, site in enumerate(chosen)]
+    return _Physician(_uuid(rng), billing, first, last, ba_numbers, sites)
+
+
+def _insert_provider(conn: Connection, plan: _Physician) -> bool:
+    """Insert the physician unless present; False when it already exists."""
+    # ON CONFLICT DO NOTHING rather than a check first: two seeds running at
+    # once cannot both insert the same physician.
+    inserted = conn.execute(
+        insert(providers)
+        .values(
+            provider_id=plan.provider_id,
+            billing_number=plan.billing_number,
+            first_name=plan.first_name,
+            last_name=plan.last_name,
+        )
+        .on_conflict_do_nothing()
+        .returning(providers.c.provider_id)
+    ).first()
+    return inserted is not None
+
+
+def _draw_patients(
+    rng: random.Random, plan: _Physician, *, claims_per_month: int, today: date
+) -> None:
+    panel = min(5_000, max(40, claims_per_month * 4))
+    phns: set[str] = set()
+    while len(phns) < panel:
+        phns.add(_digits(rng, 9))
+    for phn in sorted(phns):
+        first, last = _name(rng)
+        born = today - timedelta(days=rng.randint(30, 95 * 365))
+        plan.patients.append((_uuid(rng), plan.provider_id, phn, first, last, born))
+    rng.shuffle(plan.patients)
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
+def _weighted(rng: random.Random, table: Sequence[tuple[ClaimState, int]]) -> ClaimState:
+    return rng.choices([s for s, _ in table], weights=[w for _, w in table])[0]
+
+
+def _ahcip_payment_day(rng: random.Random, served: date) -> date:
+    """The second-Thursday payment run after assessment (7 to 21 days after service)."""
+    ready = served + timedelta(days=rng.randint(7, 21))
+    offset = (ready - _AHCIP_PAY_ANCHOR).days % 14
+    return ready + timedelta(days=(14 - offset) % 14)
+
+
+@dataclass(slots=True)
+class _Visit:
+    served: date
+    patient: uuid.UUID
+    claim_type: ClaimType
+    site: Site
+    ba_number: str
+    service: Service
+    modifiers: str
+    submitted: Decimal
+    pay_day: date
+    wcb_claim_number: str | None = None
+    wcb_form_type: str | None = None
+
+
+def _draw_claims(
+    rng: random.Random, plan: _Physician, *, claims_per_month: int, first: date, last: date
+) -> None:
+    volume = claims_per_month * rng.uniform(0.7, 1.3)
+    # Weekdays carry the work; a few weekend shifts (weights sum to about 7).
+    weekday_share = (1.3, 1.3, 1.3, 1.3, 1.3, 0.35, 0.1)
+    open_cases: list[tuple[uuid.UUID, str]] = []
+    visits: list[_Visit] = []
+    day = first
+    while day <= last:
+        season = 1 + 0.15 * math.cos(2 * math.pi * (day.month - 1) / 12)  # busier in winter
+        mean = volume * 12 / 365 * weekday_share[day.weekday()] * season
+        for _ in range(int(mean * rng.uniform(0.7, 1.3) + rng.random())):
+            visits.append(_visit(rng, plan, day, open_cases))
+        day += timedelta(days=1)
+    states = [_state(rng, v, last) for v in visits]
+    _cover_every_state(rng, visits, states, last)
+    for visit, state in zip(visits, states, strict=True):
+        plan.claims.append(_claim_row(rng, plan, visit, state))
+        plan.wcb_claims += visit.claim_type is ClaimType.WCB
+
+
+def _visit(
+    rng: random.Random,
+    plan: _Physician,
+    day: date,
+    open_cases: list[tuple[uuid.UUID, str]],
+) -> _Visit:
+    site, ba_number = rng.choice(plan.sites)
+    service = rng.choices(SERVICES, weights=_SERVICE_WEIGHTS)[0]
+    modifiers, share, _ = rng.choices(MODIFIER_SETS, weights=_MODIFIER_WEIGHTS)[0]
+    submitted = _money(service.base_fee * (1 + share))
+    # Patients come back: the low end of the panel visits more often.
+    patient = plan.patients[int(len(plan.patients) * rng.random() ** 1.6)][0]
+    if rng.random() >= 0.09:
+        return _Visit(
+            day,
+            patient,
+            ClaimType.AHCIP,
+            site,
+            ba_number,
+            service,
+            modifiers,
+            submitted,
+            _ahcip_payment_day(rng, day),
+        )
+    # A WCB visit opens a case (first report) or follows one up (progress report).
+    if not open_cases or rng.random() < 0.4:
+        case = (patient, _digits(rng, 7))
+        open_cases.append(case)
+        form = WCB_FIRST_REPORT
+    else:
+        case = rng.choice(open_cases)
+        form = rng.choice(WCB_PROGRESS_FORMS)
+        if rng.random() < 0.3:
+            open_cases.remove(case)
+    return _Visit(
+        day,
+        case[0],
+        ClaimType.WCB,
+        site,
+        ba_number,
+        service,
+        modifiers,
+        submitted,
+        day + timedelta(days=rng.randint(14, 45)),
+        wcb_claim_number=case[1],
+        wcb_form_type=form,
+    )
+
+
+def _state(rng: random.Random, visit: _Visit, today: date) -> ClaimState:
+    if visit.pay_day <= today:
+        return _weighted(rng, _SETTLED_STATES)
+    if (today - visit.served).days <= 3:
+        return _weighted(rng, _RECENT_STATES)
+    return _weighted(rng, _IN_FLIGHT_STATES)
+
+
+def _cover_every_state(
+    rng: random.Random, visits: list[_Visit], states: list[ClaimState], today: date
+) -> None:
+    """Make sure a physician shows every state, even with a small volume."""
+    counts = Counter(states)
+    for missing in [s for s in ClaimState if counts[s] == 0]:
+        settled = missing in _NEEDS_SETTLEMENT
+        candidates = [
+            i
+            for i, v in enumerate(visits)
+            if (v.pay_day <= today or not settled) and counts[states[i]] > 1
+        ]
+        if candidates:
+            chosen = rng.choice(candidates)
+            counts[states[chosen]] -= 1
+            counts[missing] += 1
+            states[chosen] = missing
+
+
+def _claim_row(
+    rng: random.Random, plan: _Physician, visit: _Visit, state: ClaimState
+) -> tuple[Any, ...]:
+    submitted = visit.submitted
+    assessed: Decimal | None = None
+    payment_day: date | None = None
+    rejection: str | None = None
+    if state in (ClaimState.PAID, ClaimState.ASSESSED):
+        # Most are paid as billed; some are reduced on assessment.
+        assessed = submitted if rng.random() < 0.88 else _money(submitted * _share(rng, 80, 99))
+    elif state is ClaimState.ADJUSTED:
+        # Adjusted later: usually down, sometimes up, never unchanged.
+        ratio = _share(rng, 50, 95) if rng.random() < 0.8 else _share(rng, 102, 120)
+        assessed = _money(submitted * ratio)
+        if assessed == submitted:
+            assessed = submitted - _CENT
+    elif state in (ClaimState.REJECTED, ClaimState.WRITTEN_OFF):
+        assessed = Decimal("0.00")
+        codes = WCB_REJECTION_CODES if visit.claim_type is ClaimType.WCB else AHCIP_REJECTION_CODES
+        rejection = rng.choice(codes)
+    if state in (ClaimState.PAID, ClaimState.ADJUSTED):
+        payment_day = visit.pay_day
+    rrnp = Decimal("0.00")
+    if (
+        payment_day is not None
+        and assessed is not None
+        and visit.site.rrnp_rate is not None
+        and visit.claim_type is ClaimType.AHCIP
+    ):
+        rrnp = _money(assessed * visit.site.rrnp_rate)
+    return (
+        _uuid(rng),
+        plan.provider_id,
+        visit.patient,
+        visit.claim_type.value,
+        state.value,
+        visit.served,
+        visit.service.code,
+        visit.modifiers,
+        submitted,
+        assessed,
+        payment_day,
+        visit.ba_number,
+        visit.site.name,
+        rrnp,
+        rejection,
+        visit.wcb_claim_number,
+        visit.wcb_form_type,
+    )
+
+
+def _share(rng: random.Random, low_percent: int, high_percent: int) -> Decimal:
+    """A ratio between two percentages, in hundredths of a percent."""
+    return Decimal(rng.randint(low_percent * 100, high_percent * 100)) / 10_000
+
+
+def _copy(
+    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Bulk-load rows with COPY, inside the connection's current transaction."""
+    raw = cast(psycopg.Connection[Any], conn.connection.driver_connection)
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)

@@ -1,0 +1,264 @@
+"""`meritum seed` on real PostgreSQL: realistic, valid, deterministic, idempotent, quiet."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Connection, Engine, text
+
+from meritum_api.db.cluster import ThrowawayCluster
+from meritum_api.db.engine import make_engine
+from meritum_api.domains.analytics.generators import GenerationRequest, generator_for
+from meritum_api.seed import FIRST_NAMES, LAST_NAMES, SeedSummary, seed_demo
+from meritum_shared.constants.analytics import ReportFormat, ReportType
+from meritum_shared.constants.claims import ClaimState, ClaimType
+
+TODAY = date(2026, 11, 15)
+
+# Every row of the seed except the insertion timestamps, in a stable order.
+FINGERPRINT = """
+SELECT md5(string_agg(row_text, '|' ORDER BY row_text)) FROM (
+    SELECT concat_ws(',', provider_id, billing_number, first_name, last_name) AS row_text
+    FROM providers
+    UNION ALL
+    SELECT concat_ws(',', patient_id, provider_id, phn, first_name, last_name, date_of_birth)
+    FROM patients
+    UNION ALL
+    SELECT concat_ws(',', claim_id, provider_id, patient_id, claim_type, state,
+        date_of_service, hsc_code, modifiers, submitted_fee, assessed_fee, payment_date,
+        ba_number, location, rrnp_premium, rejection_code, wcb_claim_number, wcb_form_type)
+    FROM claims
+) everything
+"""
+
+
+def _seed(engine: Engine, *, physicians: int = 3) -> SeedSummary:
+    return seed_demo(
+        engine, physicians=physicians, years=2, claims_per_month=80, seed=7, today=TODAY
+    )
+
+
+@pytest.fixture(scope="module")
+def seeded(engine: Engine) -> SeedSummary:
+    return _seed(engine)
+
+
+def _counts(conn: Connection) -> tuple[int, int, int]:
+    row = conn.execute(
+        text(
+            "SELECT (SELECT count(*) FROM providers), (SELECT count(*) FROM patients), "
+            "(SELECT count(*) FROM claims)"
+        )
+    ).one()
+    return row[0], row[1], row[2]
+
+
+def _scalar(conn: Connection, sql: str) -> int:
+    value: int = conn.execute(text(sql)).scalar_one()
+    return value
+
+
+def test_several_physicians_each_with_every_state_and_both_claim_types(
+    engine: Engine, seeded: SeedSummary
+) -> None:
+    assert seeded.physicians_created == 3
+    with engine.connect() as conn:
+        assert _counts(conn) == (3, seeded.patients, seeded.claims)
+        per_provider = conn.execute(
+            text(
+                "SELECT provider_id, array_agg(DISTINCT state), array_agg(DISTINCT claim_type), "
+                "count(DISTINCT ba_number), count(DISTINCT location), count(*) "
+                "FROM claims GROUP BY provider_id"
+            )
+        ).all()
+    assert len(per_provider) == 3
+    months = 24
+    for _, states, types, bas, locations, total in per_provider:
+        assert set(states) == set(ClaimState)
+        assert set(types) == set(ClaimType)
+        assert 1 <= bas <= 3
+        assert 2 <= locations <= 4
+        assert 80 * 0.5 <= total / months <= 80 * 1.6
+
+
+def test_names_carry_accents_apostrophes_hyphens_and_commas(
+    engine: Engine, seeded: SeedSummary
+) -> None:
+    with engine.connect() as conn:
+        names = conn.execute(
+            text(
+                "SELECT first_name || ' ' || last_name FROM patients UNION ALL "
+                "SELECT first_name || ' ' || last_name FROM providers"
+            )
+        ).scalars()
+        joined = list(names)
+    assert any(not name.isascii() for name in joined)
+    assert any("ễ" in name for name in joined)
+    for mark in ("'", "-", ","):
+        assert any(mark in name for name in joined), mark
+
+
+def test_claims_look_like_alberta_billing(engine: Engine, seeded: SeedSummary) -> None:
+    with engine.connect() as conn:
+        violations = {
+            "paid before service or after today": _scalar(
+                conn,
+                "SELECT count(*) FROM claims WHERE state IN ('PAID', 'ADJUSTED') "
+                f"AND NOT (payment_date > date_of_service AND payment_date <= DATE '{TODAY}')",
+            ),
+            "unpaid with a payment date": _scalar(
+                conn,
+                "SELECT count(*) FROM claims "
+                "WHERE state NOT IN ('PAID', 'ADJUSTED') AND payment_date IS NOT NULL",
+            ),
+            "paid above the bill": _scalar(
+                conn,
+                "SELECT count(*) FROM claims WHERE state = 'PAID' AND assessed_fee > submitted_fee",
+            ),
+            "adjusted unchanged": _scalar(
+                conn,
+                "SELECT count(*) FROM claims "
+                "WHERE state = 'ADJUSTED' AND assessed_fee = submitted_fee",
+            ),
+            "refused without a code": _scalar(
+                conn,
+                "SELECT count(*) FROM claims "
+                "WHERE state IN ('REJECTED', 'WRITTEN_OFF') AND rejection_code IS NULL",
+            ),
+            "WCB without a form": _scalar(
+                conn,
+                "SELECT count(*) FROM claims WHERE claim_type = 'WCB' AND wcb_form_type IS NULL",
+            ),
+            "served outside the years": _scalar(
+                conn,
+                "SELECT count(*) FROM claims WHERE date_of_service "
+                f"NOT BETWEEN DATE '{seeded.first_day}' AND DATE '{TODAY}'",
+            ),
+        }
+        assert violations == dict.fromkeys(violations, 0)
+        assert _scalar(conn, "SELECT count(*) FROM claims WHERE rrnp_premium > 0") > 0
+        assert _scalar(conn, "SELECT count(*) FROM claims WHERE assessed_fee < submitted_fee") > 0
+        forms = set(conn.execute(text("SELECT DISTINCT wcb_form_type FROM claims")).scalars())
+        modifiers = set(conn.execute(text("SELECT DISTINCT modifiers FROM claims")).scalars())
+        codes = set(conn.execute(text("SELECT DISTINCT hsc_code FROM claims")).scalars())
+        cents = set(conn.execute(text("SELECT DISTINCT submitted_fee % 1 FROM claims")).scalars())
+    assert {"C050E", "C151", "C568"} <= forms
+    assert "" in modifiers
+    assert any("," in m for m in modifiers)
+    assert {"03.03A", "03.04A", "03.08A", "08.19A"} <= codes
+    assert len(cents) > 20  # fees carry real cents, not round numbers
+    assert all(isinstance(c, Decimal) for c in cents)
+
+
+def test_seeding_again_adds_nothing(engine: Engine, seeded: SeedSummary) -> None:
+    with engine.connect() as conn:
+        before = _counts(conn)
+    again = _seed(engine)
+    with engine.connect() as conn:
+        assert _counts(conn) == before
+    assert (again.physicians_created, again.physicians_existing) == (0, 3)
+    assert (again.patients, again.claims) == (0, 0)
+
+
+def test_accountant_csv_of_a_seeded_physician_has_a_month_of_rows(
+    engine: Engine, seeded: SeedSummary
+) -> None:
+    start, end = date(2026, 9, 1), date(2026, 9, 30)
+    with engine.connect() as conn:
+        provider_id: uuid.UUID = conn.execute(
+            text("SELECT provider_id FROM providers ORDER BY billing_number LIMIT 1")
+        ).scalar_one()
+        expected = _scalar(
+            conn,
+            f"SELECT count(*) FROM claims WHERE provider_id = '{provider_id}' AND state IN "
+            f"('PAID', 'ADJUSTED') AND payment_date BETWEEN DATE '{start}' AND DATE '{end}'",
+        )
+        request = GenerationRequest(
+            report_id=uuid.uuid4(),
+            provider_id=provider_id,
+            report_type=ReportType.ACCOUNTANT_DETAIL,
+            format=ReportFormat.CSV,
+            period_start=start,
+            period_end=end,
+        )
+        data = b"".join(generator_for(request.report_type, request.format)(conn, request))
+    lines = data.split(b"\r\n")
+    assert expected > 20
+    assert len(lines) == expected + 2  # the header, the rows, and the empty tail
+
+
+@pytest.fixture
+def twin(pg_cluster: ThrowawayCluster) -> Iterator[str]:
+    """A second fresh database, seeded by the test itself."""
+    url = pg_cluster.clone("t_seed_twin")
+    yield url
+    pg_cluster.drop("t_seed_twin")
+
+
+def test_same_arguments_give_the_same_rows_and_more_physicians_add_only_new_ones(
+    engine: Engine, seeded: SeedSummary, twin: str
+) -> None:
+    twin_engine = make_engine(twin, pool_size=1)
+    try:
+        _seed(twin_engine)
+        with engine.connect() as conn, twin_engine.connect() as other:
+            assert (
+                other.execute(text(FINGERPRINT)).scalar()
+                == conn.execute(text(FINGERPRINT)).scalar()
+            )
+        grown = _seed(twin_engine, physicians=4)
+        assert (grown.physicians_created, grown.physicians_existing) == (1, 3)
+        with twin_engine.connect() as other:
+            assert _counts(other)[0] == 4
+    finally:
+        twin_engine.dispose()
+
+
+def _meritum(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "meritum_api.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_command_prints_one_line_of_counts_only(twin: str) -> None:
+    done = _meritum(
+        "seed", "--physicians", "2", "--years", "1", "--claims-per-month", "30", "--seed", "3",
+        env={"DATABASE_URL": twin, "MERITUM_ENVIRONMENT": "development"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.strip()
+    assert len(out.splitlines()) == 1
+    assert out.startswith("seeded 2 physicians (0 already present, skipped)")
+    assert not re.search(r"\d{9}", out.replace(",", ""))  # no PHN, no billing number
+    assert not any(name in done.stdout + done.stderr for name in FIRST_NAMES + LAST_NAMES)
+
+
+def test_command_refuses_production(twin: str) -> None:
+    done = _meritum("seed", env={"DATABASE_URL": twin, "MERITUM_ENVIRONMENT": "production"})
+    assert done.returncode == 1
+    assert "refusing to seed a production database" in done.stderr
+    engine = make_engine(twin, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            assert _counts(conn) == (0, 0, 0)
+    finally:
+        engine.dispose()
+
+
+def test_command_rejects_a_zero_count() -> None:
+    done = _meritum("seed", "--physicians", "0", env={})
+    assert done.returncode == 2
+    assert "at least 1" in done.stderr

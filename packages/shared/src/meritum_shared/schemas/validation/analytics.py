@@ -1,0 +1,173 @@
+"""Request and response contracts of the reports API (spec section 3).
+
+Shared by the API (validation, OpenAPI) and, later, the web app. Requests
+forbid unknown fields; dates are accepted only as ``YYYY-MM-DD`` strings.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Any, Final, Generic, TypeVar
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
+
+from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType
+
+#: The longest period an accountant export may cover.
+MAX_EXPORT_DAYS: Final = 731  # two years, a leap day included
+#: The shortest password that may protect a data portability archive.
+MIN_ARCHIVE_PASSWORD: Final = 12
+MAX_ARCHIVE_PASSWORD: Final = 128
+MAX_PAGE_SIZE: Final = 100
+DEFAULT_PAGE_SIZE: Final = 20
+#: Offsets beyond this are refused rather than scanned.
+MAX_OFFSET: Final = 100_000
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_date(value: Any) -> Any:
+    # Pydantic would also take timestamps and datetimes: the API takes a
+    # calendar day, written one way only.
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
+class AccountantFormat(StrEnum):
+    """What the accountant export request calls its formats."""
+
+    CSV = "csv"
+    PDF_SUMMARY = "pdf_summary"
+    PDF_DETAIL = "pdf_detail"
+
+
+#: The report type and stored format each accountant format produces.
+ACCOUNTANT_OUTPUT: Final = {
+    AccountantFormat.CSV: (ReportType.ACCOUNTANT_DETAIL, ReportFormat.CSV),
+    AccountantFormat.PDF_SUMMARY: (ReportType.ACCOUNTANT_SUMMARY, ReportFormat.PDF),
+    AccountantFormat.PDF_DETAIL: (ReportType.ACCOUNTANT_DETAIL, ReportFormat.PDF),
+}
+
+
+class AccountantExportRequest(BaseModel):
+    """POST /api/v1/reports/accountant."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    period_start: IsoDate
+    period_end: IsoDate
+    format: AccountantFormat
+
+    @model_validator(mode="after")
+    def _period(self) -> AccountantExportRequest:
+        if self.period_end < self.period_start:
+            raise ValueError("period_end must not be before period_start")
+        if (self.period_end - self.period_start).days >= MAX_EXPORT_DAYS:
+            raise ValueError("the period may cover at most 2 years")
+        return self
+
+
+class DataPortabilityRequest(BaseModel):
+    """POST /api/v1/reports/data-portability."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    password: SecretStr | None = Field(
+        default=None, min_length=MIN_ARCHIVE_PASSWORD, max_length=MAX_ARCHIVE_PASSWORD
+    )
+
+
+class ReportListQuery(BaseModel):
+    """GET /api/v1/reports query parameters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    report_type: ReportType | None = None
+    start_date: IsoDate | None = None
+    end_date: IsoDate | None = None
+    limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+
+    @model_validator(mode="after")
+    def _range(self) -> ReportListQuery:
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValueError("end_date must not be before start_date")
+        return self
+
+
+class ReportCreated(BaseModel):
+    """The answer to a report request: it is queued."""
+
+    report_id: uuid.UUID
+    status: ReportStatus
+
+
+class ReportOut(BaseModel):
+    """A report as the API shows it: every column but the storage key."""
+
+    report_id: uuid.UUID
+    report_type: ReportType
+    format: ReportFormat
+    period_start: date | None
+    period_end: date | None
+    file_size_bytes: int
+    download_link_expires_at: AwareDatetime
+    downloaded: bool
+    scheduled: bool
+    status: ReportStatus
+    error_message: str | None
+    created_at: AwareDatetime
+
+
+class ReportDetail(ReportOut):
+    """One report, with what only a ready one has."""
+
+    #: Hex SHA-256 of the file's content (ready reports).
+    sha256: str | None = None
+    #: From the audit trail: the first successful download and how many there were.
+    first_downloaded_at: AwareDatetime | None = None
+    download_count: int = 0
+
+
+class Pagination(BaseModel):
+    """Offset pagination, in the spec's field names."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    total: int
+    page: int
+    page_size: int = Field(alias="pageSize")
+    has_more: bool = Field(alias="hasMore")
+
+
+T = TypeVar("T")
+
+
+class DataEnvelope(BaseModel, Generic[T]):
+    """``{ "data": ... }``."""
+
+    data: T
+
+
+class PageEnvelope(BaseModel, Generic[T]):
+    """``{ "data": [...], "pagination": {...} }``."""
+
+    data: list[T]
+    pagination: Pagination
