@@ -4,31 +4,22 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import ConfigDict
 
-from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType
+from meritum_shared.schemas.validation.analytics import ReportOut
 
 
-class ReportView(BaseModel):
-    """A generated report as the API and services see it (no ``file_path``)."""
+class ReportView(ReportOut):
+    """A generated report as services see it: what the API shows, plus its owner.
+
+    Built on the API's contract so the two cannot drift apart; like it, it
+    has no ``file_path``.
+    """
 
     model_config = ConfigDict(from_attributes=True, frozen=True)
 
-    report_id: uuid.UUID
     provider_id: uuid.UUID
-    report_type: ReportType
-    format: ReportFormat
-    period_start: date | None
-    period_end: date | None
-    file_size_bytes: int
-    download_link_expires_at: AwareDatetime
-    downloaded: bool
-    scheduled: bool
-    status: ReportStatus
-    error_message: str | None
-    created_at: AwareDatetime
 
 
 @dataclass(frozen=True, slots=True)
