@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from starlette.responses import Response, StreamingResponse
 
 from meritum_api.domains.analytics.ranges import (
-    ByteRange,
     RangeNotSatisfiable,
     if_range_allows,
     multipart_layout,
@@ -142,6 +141,3 @@ def _finishing(chunks: Iterator[bytes], on_complete: Callable[[], None]) -> Iter
         on_complete()
     except Exception:
         log.exception("a download completed but could not be recorded")
-
-
-__all__ = ["ByteRange", "Download", "download_filename", "respond"]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from meritum_api.http.openapi import ALWAYS, Responses, error_response
-
-_error = error_response
+from meritum_api.http.openapi import ALWAYS, Responses
+from meritum_api.http.openapi import error_response as _error
 
 _COMMON: Responses = {
     **ALWAYS,

@@ -40,9 +40,7 @@ def request_report(
     """Create a pending report and enqueue its generation in the same transaction."""
     # Refused here, when asked, rather than discovered later by a worker.
     if not is_supported(report_type, format):
-        raise UnsupportedReport(
-            f"{report_type.value} reports in {format.value} format are not available yet"
-        )
+        raise UnsupportedReport.for_pair(report_type, format)
     report = repository.create_report(
         session=session,
         ctx=ctx,
