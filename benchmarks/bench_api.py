@@ -128,8 +128,8 @@ def _prepare(url: str, storage: Path, mb: int, plain: Path) -> tuple[uuid.UUID, 
     """A physician with 25 ready reports, one of them ``mb`` MB; returns (user, big report)."""
     from sqlalchemy.orm import Session
 
-    from meritum_api.auth.context import AuthContext
     from meritum_api.auth.service import create_user
+    from meritum_api.context import AuthContext
     from meritum_api.domains.analytics import repository
     from meritum_api.wiring import build_runtime
     from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType

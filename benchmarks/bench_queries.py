@@ -18,7 +18,7 @@ import psycopg
 from sqlalchemy import create_engine
 
 from benchmarks.machine import RESULTS, describe, percentile, stamp
-from meritum_api.auth.context import AuthContext
+from meritum_api.context import AuthContext
 from meritum_api.db.cluster import ThrowawayCluster, libpq_dsn
 from meritum_api.domains.analytics import repository
 from meritum_shared.constants.analytics import ReportType

@@ -39,7 +39,7 @@ import psycopg
 from sqlalchemy import Connection, func, select, text
 
 from benchmarks.machine import RESULTS, describe, percentile, stamp
-from meritum_api.auth.context import AuthContext
+from meritum_api.context import AuthContext
 from meritum_api.db.cluster import ThrowawayCluster, fast_root, libpq_dsn
 from meritum_api.domains.analytics import repository, service
 from meritum_api.domains.analytics.generation import generate_report

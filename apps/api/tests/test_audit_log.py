@@ -23,7 +23,7 @@ from meritum_api.audit.repository import (
     record,
     summary_for,
 )
-from meritum_api.auth.context import AuthContext
+from meritum_api.context import AuthContext
 from meritum_api.db.errors import describe_refusal
 from meritum_shared.constants.analytics import AuditAction, ReportFormat, ReportType
 from meritum_shared.constants.auth import PHYSICIAN_PERMISSIONS, AuthAuditAction

@@ -29,9 +29,9 @@ from apiserver import (
 )
 from factories import add_provider
 from meritum_api.auth import passwords
-from meritum_api.auth.context import AuthContext
 from meritum_api.auth.dependencies import require
 from meritum_api.auth.service import create_user, purge_expired_sessions
+from meritum_api.context import AuthContext
 from meritum_shared.constants.auth import Permission, UserRole
 
 LOGIN = "/api/v1/auth/login"

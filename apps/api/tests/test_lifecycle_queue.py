@@ -21,7 +21,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from factories import add_paid_claims, add_provider
-from meritum_api.auth.context import AuthContext
+from meritum_api.context import AuthContext
 from meritum_api.db.cluster import fast_root
 from meritum_api.domains.analytics import repository, service
 from meritum_api.domains.analytics.generators import GenerationRequest, generator_for
@@ -155,7 +155,7 @@ def test_rolled_back_request_leaves_neither_report_nor_job(runtime: Runtime) -> 
 CRASH_AFTER_COMMIT = """
 import os, sys, uuid
 from datetime import date
-from meritum_api.auth.context import AuthContext
+from meritum_api.context import AuthContext
 from meritum_api.domains.analytics import service
 from meritum_api.wiring import build_runtime
 from meritum_shared.constants.analytics import ReportFormat, ReportType

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, Select, text
 
-from meritum_api.auth.context import AuthContext
+from meritum_api.context import AuthContext
 from meritum_api.domains.analytics import repository
 from meritum_shared.constants.analytics import ReportType
 

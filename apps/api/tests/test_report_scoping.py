@@ -9,7 +9,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from factories import add_provider
-from meritum_api.auth.context import AuthContext
+from meritum_api.context import AuthContext
 from meritum_api.domains.analytics import repository
 from meritum_api.domains.analytics.exceptions import (
     ReportExpired,

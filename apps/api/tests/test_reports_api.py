@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from apiserver import Account, add_account, bearer, cookie_header, serve, settings_for
 from factories import add_paid_claims
 from meritum_api.app import create_app
-from meritum_api.auth.context import AuthContext
+from meritum_api.context import AuthContext
 from meritum_api.domains.analytics import repository
 from meritum_api.domains.analytics.generators import GenerationRequest, generator_for
 from meritum_api.wiring import Runtime, build_runtime

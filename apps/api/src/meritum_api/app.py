@@ -19,7 +19,7 @@ from meritum_api.http.errors import install_error_handlers
 from meritum_api.http.log_redaction import install_log_redaction
 from meritum_api.http.middleware import DOCS_PATHS, BodyPolicyMiddleware, HardeningMiddleware
 from meritum_api.http.openapi import ALWAYS, install_openapi
-from meritum_api.http.ratelimit import RateLimiter, RateLimitMiddleware
+from meritum_api.ratelimit import RateLimiter, RateLimitMiddleware
 
 __all__ = ["AppDeps", "create_app", "get_deps", "get_session"]
 

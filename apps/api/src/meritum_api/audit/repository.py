@@ -25,7 +25,7 @@ from typing import Any, Final
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from meritum_api.auth.context import AuthContext
+from meritum_api.context import AuthContext
 from meritum_shared.constants.analytics import AuditAction
 from meritum_shared.constants.auth import AuthAuditAction
 from meritum_shared.schemas.db import audit_log

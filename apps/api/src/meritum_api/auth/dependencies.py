@@ -20,7 +20,6 @@ from fastapi import Depends, Request
 from starlette.types import Scope
 
 from meritum_api.auth import service
-from meritum_api.auth.context import AuthContext
 from meritum_api.auth.sessions import (
     CSRF_HEADER,
     SAFE_METHODS,
@@ -29,6 +28,7 @@ from meritum_api.auth.sessions import (
     credential_from,
     csrf_matches,
 )
+from meritum_api.context import AuthContext
 from meritum_api.http.deps import AppDeps
 from meritum_api.http.errors import ApiError
 from meritum_shared.constants.auth import Permission

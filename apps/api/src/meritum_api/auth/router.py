@@ -15,7 +15,7 @@ from meritum_api.auth.sessions import SESSION_COOKIE, Principal
 from meritum_api.http.deps import AppDeps, get_deps, get_session
 from meritum_api.http.errors import ApiError, register_error_mapping
 from meritum_api.http.openapi import ALWAYS, error_response
-from meritum_api.http.ratelimit import RateLimiter, rate_limited
+from meritum_api.ratelimit import RateLimiter, rate_limited
 from meritum_api.settings import Settings
 from meritum_shared.constants.auth import Permission
 

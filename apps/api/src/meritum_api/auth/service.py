@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from meritum_api.audit import repository as audit
 from meritum_api.auth import passwords
 from meritum_api.auth import repository as repo
-from meritum_api.auth.context import AuthContext
 from meritum_api.auth.sessions import Credential, Principal, digest, new_token, well_formed
-from meritum_api.http.ratelimit import RateLimiter
+from meritum_api.context import AuthContext
+from meritum_api.ratelimit import RateLimiter
 from meritum_api.settings import Settings
 from meritum_shared.constants.auth import (
     DELEGABLE_PERMISSIONS,

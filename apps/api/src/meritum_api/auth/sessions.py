@@ -21,7 +21,7 @@ from typing import Final, Literal
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 
-from meritum_api.auth.context import AuthContext
+from meritum_api.context import AuthContext
 from meritum_shared.constants.auth import Permission, UserRole
 
 SESSION_COOKIE: Final = "meritum_session"

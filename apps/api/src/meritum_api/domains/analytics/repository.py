@@ -17,7 +17,7 @@ from sqlalchemy import Date, Select, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from meritum_api.auth.context import AuthContext
+from meritum_api.context import AuthContext
 from meritum_api.domains.analytics.exceptions import (
     IllegalTransition,
     ReportExpired,

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from meritum_api.audit import repository as audit
-from meritum_api.auth.context import AuthContext
 from meritum_api.auth.dependencies import require
+from meritum_api.context import AuthContext
 from meritum_api.domains.analytics import repository, service
 from meritum_api.domains.analytics.dependencies import IdempotencyKey
 from meritum_api.domains.analytics.downloads import Download, respond

@@ -13,7 +13,7 @@ from typing import Final
 import procrastinate
 from sqlalchemy.orm import Session
 
-from meritum_api.auth.context import AuthContext
+from meritum_api.context import AuthContext
 from meritum_api.domains.analytics import repository
 from meritum_api.domains.analytics.exceptions import (
     IdempotencyKeyReused,
