@@ -37,6 +37,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.machine import RESULTS, describe, percentile, stamp
+from meritum_api.domains.analytics.keys import storage_key
 from meritum_api.settings import Settings
 
 KEY = {"bench": base64.b64encode(b"b" * 32).decode()}
@@ -62,11 +63,11 @@ def serve_product(url: str, storage: str, port: int) -> None:
     import uvicorn
 
     from meritum_api.app import create_app
-    from meritum_api.wiring import build_runtime
+    from meritum_api.deps import Role, build_deps
 
-    runtime = build_runtime(_settings(url, Path(storage)), url)
+    runtime = build_deps(_settings(url, Path(storage)), url, role=Role.COMMAND)
     uvicorn.run(
-        create_app(runtime.app_deps()),
+        create_app(runtime),
         host="127.0.0.1",
         port=port,
         log_level="warning",
@@ -130,13 +131,13 @@ def _prepare(url: str, storage: Path, mb: int, plain: Path) -> tuple[uuid.UUID, 
 
     from meritum_api.auth.service import create_user
     from meritum_api.context import AuthContext
+    from meritum_api.deps import Role, build_deps
     from meritum_api.domains.analytics import repository
-    from meritum_api.wiring import build_runtime
     from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType
     from meritum_shared.constants.auth import UserRole
     from meritum_shared.schemas.db import providers
 
-    runtime = build_runtime(_settings(url, storage), url)
+    runtime = build_deps(_settings(url, storage), url, role=Role.COMMAND)
     line = b"2026-01-05,03.03A,CMGP,41.73,40.12,2026-02-01,12345,Clinique Saint-Eloi,AHCIP\r\n"
     with plain.open("wb") as out:
         for _ in range(mb * 1024 * 1024 // len(line) + 1):
@@ -172,7 +173,7 @@ def _prepare(url: str, storage: Path, mb: int, plain: Path) -> tuple[uuid.UUID, 
                 expected=ReportStatus.PENDING,
                 target=ReportStatus.GENERATING,
             )
-            key = repository.storage_key(provider_id=provider_id, report_id=view.report_id)
+            key = storage_key(provider_id=provider_id, report_id=view.report_id)
 
             def chunks(path: Path = plain, whole: bool = n == 0) -> Iterator[bytes]:
                 if not whole:

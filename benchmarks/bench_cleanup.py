@@ -27,9 +27,9 @@ import psycopg
 
 from benchmarks.machine import RESULTS, describe, stamp
 from meritum_api.db.cluster import ThrowawayCluster, libpq_dsn
+from meritum_api.deps import Role, build_deps
 from meritum_api.domains.analytics.cleanup import expire_reports
 from meritum_api.settings import Settings
-from meritum_api.wiring import build_runtime
 
 SEED = """
 INSERT INTO providers (billing_number, first_name, last_name)
@@ -68,9 +68,9 @@ def _variant(cluster: ThrowawayCluster, name: str, storage_dir: Path, mode: str,
                 "WHERE status IN ('ready', 'failed') AND download_link_expires_at <= now()"
             ).rowcount
     else:
-        runtime = build_runtime(settings, url)
+        runtime = build_deps(settings, url, role=Role.COMMAND)
         try:
-            done, _ = expire_reports(deps=runtime.worker_deps())
+            done, _ = expire_reports(deps=runtime)
         finally:
             runtime.close()
     elapsed = time.perf_counter() - started

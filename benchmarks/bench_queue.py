@@ -41,12 +41,12 @@ from sqlalchemy import Connection, func, select, text
 from benchmarks.machine import RESULTS, describe, percentile, stamp
 from meritum_api.context import AuthContext
 from meritum_api.db.cluster import ThrowawayCluster, fast_root, libpq_dsn
+from meritum_api.deps import Deps, Role, build_deps
 from meritum_api.domains.analytics import repository, service
 from meritum_api.domains.analytics.generation import generate_report
 from meritum_api.domains.analytics.generators import GenerationRequest, Generator
-from meritum_api.queue import make_worker_app, run_worker
 from meritum_api.settings import Settings
-from meritum_api.wiring import Runtime, build_runtime
+from meritum_api.tasks import make_worker_queue, run_worker
 from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType
 from meritum_shared.schemas.db import GeneratedReport, providers
 
@@ -80,10 +80,10 @@ def _trivial(stamps: Path) -> Generator:
 
 def _queue_worker(url: str, storage: Path, stamps: Path, ready: Event) -> None:
     settings = _settings(url, storage)
-    runtime = build_runtime(settings, url)
+    runtime = build_deps(settings, url, role=Role.COMMAND)
     generator = _trivial(stamps)
-    deps = replace(runtime.worker_deps(), generators=lambda _t, _f: generator)
-    app = make_worker_app(url=url, settings=settings)
+    deps = replace(runtime, generators=lambda _t, _f: generator)
+    app = make_worker_queue(url=url, settings=settings)
 
     async def main() -> None:
         async with app.open_async():
@@ -106,9 +106,9 @@ CLAIM = text(
 
 
 def _bare_worker(url: str, storage: Path, stamps: Path, ready: Event) -> None:
-    runtime = build_runtime(_settings(url, storage), url)
+    runtime = build_deps(_settings(url, storage), url, role=Role.COMMAND)
     generator = _trivial(stamps)
-    deps = replace(runtime.worker_deps(), generators=lambda _t, _f: generator)
+    deps = replace(runtime, generators=lambda _t, _f: generator)
     listener = psycopg.connect(libpq_dsn(url), autocommit=True)
     listener.execute(f"LISTEN {CHANNEL}")
     ready.set()
@@ -124,7 +124,7 @@ def _bare_worker(url: str, storage: Path, stamps: Path, ready: Event) -> None:
             pass
 
 
-def _request(runtime: Runtime, ctx: AuthContext, count: int, *, bare: bool) -> None:
+def _request(runtime: Deps, ctx: AuthContext, count: int, *, bare: bool) -> None:
     with runtime.session_factory.begin() as session:
         for _ in range(count):
             if bare:
@@ -150,7 +150,7 @@ def _request(runtime: Runtime, ctx: AuthContext, count: int, *, bare: bool) -> N
             session.execute(text(f"NOTIFY {CHANNEL}"))
 
 
-def _ready_count(runtime: Runtime) -> int:
+def _ready_count(runtime: Deps) -> int:
     with runtime.session_factory() as session:
         count: int = session.execute(
             select(func.count())
@@ -160,7 +160,7 @@ def _ready_count(runtime: Runtime) -> int:
     return count
 
 
-def _wait_ready(runtime: Runtime, expected: int, timeout: float = 600) -> None:
+def _wait_ready(runtime: Deps, expected: int, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while _ready_count(runtime) < expected:
         if time.monotonic() > deadline:
@@ -176,7 +176,7 @@ def _run(
     storage = root / name / "reports"
     stamps = root / name / "stamps.log"
     storage.mkdir(parents=True)
-    runtime = build_runtime(_settings(url, storage), url)
+    runtime = build_deps(_settings(url, storage), url, role=Role.COMMAND)
     with runtime.session_factory.begin() as session:
         provider_id = session.execute(
             providers.insert()

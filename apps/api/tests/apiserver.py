@@ -27,15 +27,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from factories import add_provider
-from meritum_api.app import AppDeps, create_app
+from meritum_api.app import create_app
 from meritum_api.auth.service import create_user
 from meritum_api.auth.sessions import SESSION_COOKIE
-from meritum_api.crypto.keys import load_keyring
 from meritum_api.db.cluster import fast_root
-from meritum_api.db.engine import make_session_factory
-from meritum_api.queue import make_defer_app
+from meritum_api.deps import Role, build_deps
 from meritum_api.settings import Settings
-from meritum_api.storage.factory import make_storage
 from meritum_shared.constants.auth import Permission, UserRole
 from workers import TEST_KEYS
 
@@ -63,17 +60,9 @@ def settings_for(db_url: str, **overrides: Any) -> Settings:
 
 
 def build_app(engine: Engine, settings: Settings) -> FastAPI:
-    """The product app over ``engine``, with the storage and queue its settings name."""
+    """The product app over ``engine``, wired as ``meritum serve`` wires it."""
     assert settings.database_url is not None
-    return create_app(
-        AppDeps(
-            settings=settings,
-            engine=engine,
-            session_factory=make_session_factory(engine),
-            storage=make_storage(settings, load_keyring(settings)),
-            queue=make_defer_app(url=settings.database_url, settings=settings),
-        )
-    )
+    return create_app(build_deps(settings, settings.database_url, role=Role.SERVE, engine=engine))
 
 
 @contextmanager

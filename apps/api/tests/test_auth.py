@@ -340,7 +340,7 @@ def test_expired_session_is_refused_and_purgeable(
     assert client.get(ME, headers=bearer(data["token"])).status_code == 401
     assert client.get(ME, headers=cookie_header(data["token"])).status_code == 401
     assert session_row(engine, data["token"]) is not None  # refused, not yet purged
-    with Session(engine) as session:
+    with Session(engine) as session, session.begin():  # the caller owns the transaction
         assert purge_expired_sessions(session=session) >= 1
     assert session_row(engine, data["token"]) is None
 

@@ -23,9 +23,11 @@ from sqlalchemy.orm import Session
 from factories import add_paid_claims, add_provider
 from meritum_api.context import AuthContext
 from meritum_api.db.cluster import fast_root
+from meritum_api.deps import Deps, Role, build_deps
 from meritum_api.domains.analytics import repository, service
 from meritum_api.domains.analytics.generators import GenerationRequest, generator_for
-from meritum_api.wiring import Runtime, build_runtime
+from meritum_api.domains.analytics.keys import storage_key
+from meritum_api.settings import Settings
 from meritum_shared.constants.analytics import (
     GENERATION_FAILED_MESSAGE,
     ReportFormat,
@@ -46,8 +48,10 @@ def workdir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def runtime(db_url: str, workdir: Path) -> Iterator[Runtime]:
-    rt = build_runtime(worker_settings(db_url, workdir / "reports", **FAST_RECOVERY), db_url)
+def runtime(db_url: str, workdir: Path) -> Iterator[Deps]:
+    rt = build_deps(
+        worker_settings(db_url, workdir / "reports", **FAST_RECOVERY), db_url, role=Role.COMMAND
+    )
     yield rt
     rt.close()
 
@@ -62,7 +66,7 @@ def _provider(engine: Engine, claims: int) -> AuthContext:
     return AuthContext(provider_id=provider_id)
 
 
-def _request(runtime: Runtime, ctx: AuthContext, count: int = 1) -> list[uuid.UUID]:
+def _request(runtime: Deps, ctx: AuthContext, count: int = 1) -> list[uuid.UUID]:
     with runtime.session_factory.begin() as session:
         return [
             service.request_report(
@@ -94,7 +98,7 @@ def _statuses(engine: Engine, ids: list[uuid.UUID]) -> Counter[ReportStatus]:
         )
 
 
-def _expected_csv(runtime: Runtime, ctx: AuthContext, report_id: uuid.UUID) -> bytes:
+def _expected_csv(runtime: Deps, ctx: AuthContext, report_id: uuid.UUID) -> bytes:
     request = GenerationRequest(
         report_id=report_id,
         provider_id=ctx.provider_id,
@@ -108,9 +112,9 @@ def _expected_csv(runtime: Runtime, ctx: AuthContext, report_id: uuid.UUID) -> b
         return b"".join(generate(conn, request))
 
 
-def _stored(runtime: Runtime, ctx: AuthContext, report_id: uuid.UUID) -> bytes:
+def _stored(runtime: Deps, ctx: AuthContext, report_id: uuid.UUID) -> bytes:
     with runtime.session_factory() as session:
-        ref = repository.get_download(session=session, ctx=ctx, report_id=report_id)
+        ref, _ = repository.get_download(session=session, ctx=ctx, report_id=report_id)
         assert ref.report.file_size_bytes > 0
         content = b"".join(runtime.storage.read(ref.storage_key))
     assert len(content) == ref.report.file_size_bytes
@@ -134,7 +138,7 @@ def _jobs_for(engine: Engine, report_id: uuid.UUID) -> int:
     return count
 
 
-def test_rolled_back_request_leaves_neither_report_nor_job(runtime: Runtime) -> None:
+def test_rolled_back_request_leaves_neither_report_nor_job(runtime: Deps) -> None:
     ctx = _provider(runtime.engine, claims=0)
     with runtime.session_factory() as session:
         report = service.request_report(
@@ -157,11 +161,11 @@ import os, sys, uuid
 from datetime import date
 from meritum_api.context import AuthContext
 from meritum_api.domains.analytics import service
-from meritum_api.wiring import build_runtime
+from meritum_api.deps import Role, build_deps
 from meritum_shared.constants.analytics import ReportFormat, ReportType
 from workers import worker_settings
 from pathlib import Path
-rt = build_runtime(worker_settings(sys.argv[1], Path(sys.argv[2])), sys.argv[1])
+rt = build_deps(worker_settings(sys.argv[1], Path(sys.argv[2])), sys.argv[1], role=Role.COMMAND)
 with rt.session_factory.begin() as session:
     report = service.request_report(
         session=session, ctx=AuthContext(provider_id=uuid.UUID(sys.argv[3])), queue=rt.queue,
@@ -173,7 +177,7 @@ os._exit(137)  # die at once: no cleanup, no atexit, nothing after the commit
 
 
 def test_report_committed_by_a_process_that_dies_at_once_is_generated(
-    runtime: Runtime, db_url: str, workdir: Path
+    runtime: Deps, db_url: str, workdir: Path
 ) -> None:
     ctx = _provider(runtime.engine, claims=50)
     crashed = subprocess.run(
@@ -204,10 +208,10 @@ def test_report_committed_by_a_process_that_dies_at_once_is_generated(
     assert _stored(runtime, ctx, report_id) == _expected_csv(runtime, ctx, report_id)
 
 
-def test_idle_worker_is_woken_by_notification_not_polling(runtime: Runtime, db_url: str) -> None:
+def test_idle_worker_is_woken_by_notification_not_polling(runtime: Deps, db_url: str) -> None:
     ctx = _provider(runtime.engine, claims=5)
     # Polling every 10 minutes: only LISTEN/NOTIFY can explain a prompt pickup.
-    with in_process_worker(db_url, runtime.worker_deps(), poll_seconds=600):
+    with in_process_worker(db_url, runtime, poll_seconds=600):
         wait_until(lambda: True, timeout=1, what="nothing")
         for _ in range(5):
             (report_id,) = _request(runtime, ctx)
@@ -218,13 +222,13 @@ def test_idle_worker_is_woken_by_notification_not_polling(runtime: Runtime, db_u
             )
 
 
-def test_sigkilled_workers_lose_no_report(runtime: Runtime, db_url: str, workdir: Path) -> None:
+def test_sigkilled_workers_lose_no_report(runtime: Deps, db_url: str, workdir: Path) -> None:
     """Kill a worker mid-generation, three times over; every report still ends ready."""
     ctx = _provider(runtime.engine, claims=300_000)  # seconds of work per report
     kills = 0
     for round_ in range(3):
         (report_id,) = _request(runtime, ctx)
-        key = repository.storage_key(provider_id=ctx.provider_id, report_id=report_id)
+        key = storage_key(provider_id=ctx.provider_id, report_id=report_id)
         victim = WorkerProcess(
             db_url, workdir / "reports", workdir / f"victim-{round_}.log", **FAST_RECOVERY
         )
@@ -252,7 +256,7 @@ def test_sigkilled_workers_lose_no_report(runtime: Runtime, db_url: str, workdir
 
 
 def test_three_workers_generate_each_of_200_reports_exactly_once(
-    runtime: Runtime, db_url: str, workdir: Path
+    runtime: Deps, db_url: str, workdir: Path
 ) -> None:
     ctx = _provider(runtime.engine, claims=20)
     ids = _request(runtime, ctx, count=200)
@@ -282,7 +286,7 @@ def test_three_workers_generate_each_of_200_reports_exactly_once(
 
 
 def test_failing_generation_ends_failed_with_the_generic_message(
-    runtime: Runtime, db_url: str, workdir: Path, caplog: pytest.LogCaptureFixture
+    runtime: Deps, db_url: str, workdir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     ctx = _provider(runtime.engine, claims=5)
     broken_root = workdir / "not-a-directory"
@@ -290,10 +294,10 @@ def test_failing_generation_ends_failed_with_the_generic_message(
     settings = worker_settings(
         db_url, broken_root, generation_retries="2", generation_backoff_seconds="0"
     )
-    broken = build_runtime(settings, db_url)
+    broken = build_deps(settings, db_url, role=Role.COMMAND)
     try:
         (report_id,) = _request(broken, ctx)
-        with in_process_worker(db_url, broken.worker_deps(), poll_seconds=0.2):
+        with in_process_worker(db_url, broken, poll_seconds=0.2):
             wait_until(
                 lambda: _status(runtime.engine, report_id) is ReportStatus.FAILED,
                 timeout=60,
@@ -309,12 +313,12 @@ def test_failing_generation_ends_failed_with_the_generic_message(
     assert len(failures) == 3  # the first attempt and two retries
     assert "will retry" in failures[0]
     assert "giving up" in failures[-1]
-    key = repository.storage_key(provider_id=ctx.provider_id, report_id=report_id)
+    key = storage_key(provider_id=ctx.provider_id, report_id=report_id)
     assert all(key not in message for message in failures)
 
 
 def test_a_dead_worker_holding_the_maintenance_locks_blocks_nothing(
-    runtime: Runtime, db_url: str
+    runtime: Deps, db_url: str
 ) -> None:
     """A worker killed while running the stalled check and the cleanup (their jobs
     left ``doing``, holding their locks) and a report: a live worker recovers all."""
@@ -350,7 +354,7 @@ def test_a_dead_worker_holding_the_maintenance_locks_blocks_nothing(
             text("UPDATE generated_reports SET status = 'generating' WHERE report_id = :r"),
             {"r": report_id},
         )
-    with in_process_worker(db_url, runtime.worker_deps(), poll_seconds=0.2):
+    with in_process_worker(db_url, runtime, poll_seconds=0.2):
         wait_until(
             lambda: _status(runtime.engine, report_id) is ReportStatus.READY,
             timeout=60,
@@ -370,3 +374,40 @@ def test_a_dead_worker_holding_the_maintenance_locks_blocks_nothing(
             return sorted(statuses) == ["failed", "failed"]
 
         wait_until(abandoned, timeout=30, what="the dead maintenance runs to be finished")
+
+
+def test_default_settings_retry_a_killed_workers_report_within_the_documented_bound(
+    runtime: Deps, db_url: str, workdir: Path
+) -> None:
+    """With the shipped defaults (no test overrides), a SIGKILLed worker's report is retried.
+
+    Documented bound: stalled after 20 s without a heartbeat, checked every
+    5 s, so the retry starts at most 25 s after the kill (a few seconds of
+    slack for a loaded machine). A check cron read with seconds in the wrong
+    field fires only in every fifth minute and misses this by minutes.
+    """
+    defaults = Settings()
+    bound = defaults.stalled_after_seconds + 5
+    ctx = _provider(runtime.engine, claims=300_000)
+    (report_id,) = _request(runtime, ctx)
+    victim = WorkerProcess(db_url, workdir / "reports", workdir / "default-victim.log")
+    wait_until(
+        lambda: _status(runtime.engine, report_id) is ReportStatus.GENERATING,
+        timeout=60,
+        what="generation to start",
+    )
+    victim.kill()
+    with WorkerProcess(db_url, workdir / "reports", workdir / "default-rescuer.log") as rescuer:
+        waited = wait_until(
+            lambda: "stalled: retrying it" in rescuer.log(),
+            timeout=bound + 5,
+            what=f"the default stalled check to retry the report (bound {bound:.0f} s)",
+        )
+        assert waited <= bound + 5
+        wait_until_or_show(
+            rescuer,
+            lambda: _status(runtime.engine, report_id) is ReportStatus.READY,
+            timeout=60,
+            what="the retried report to become ready",
+        )
+    assert _stored(runtime, ctx, report_id) == _expected_csv(runtime, ctx, report_id)

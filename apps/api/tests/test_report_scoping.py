@@ -83,7 +83,10 @@ def test_other_provider_reaches_nothing(session: Session) -> None:
         sha256=bytes(range(32)),
     )
     assert repository.get_report(session=session, ctx=intruder, report_id=row.report_id) is None
-    assert repository.content_sha256(session=session, ctx=intruder, report_id=row.report_id) is None
+    assert (
+        repository.get_report_with_digest(session=session, ctx=intruder, report_id=row.report_id)
+        is None
+    )
     # An Idempotency-Key names a report only for the provider who sent it.
     fingerprint = bytes(32)
     assert repository.claim_idempotency_key(
@@ -105,9 +108,9 @@ def test_other_provider_reaches_nothing(session: Session) -> None:
     )
     # The owner, meanwhile, reaches all of it.
     assert repository.get_download(session=session, ctx=owner, report_id=row.report_id)
-    assert repository.content_sha256(session=session, ctx=owner, report_id=row.report_id) == bytes(
-        range(32)
-    )
+    found = repository.get_report_with_digest(session=session, ctx=owner, report_id=row.report_id)
+    assert found is not None
+    assert found[1] == bytes(range(32))
     assert repository.find_idempotent(session=session, ctx=owner, key="k-1") == (
         fingerprint,
         row.report_id,
@@ -131,7 +134,8 @@ def test_download_rules(session: Session) -> None:
     view = repository.get_report(session=session, ctx=ctx, report_id=ready.report_id)
     assert view is not None
     repository.finish_ready(session=session, report=view, size=5, sha256=bytes(32))
-    ref = repository.get_download(session=session, ctx=ctx, report_id=ready.report_id)
+    ref, digest = repository.get_download(session=session, ctx=ctx, report_id=ready.report_id)
+    assert digest == bytes(32)
     assert ref.storage_key == ready.file_path
     assert ready.file_path not in repr(ref)
     # Expired by the database clock: the link's instant has passed.

@@ -26,9 +26,10 @@ from apiserver import Account, add_account, bearer, cookie_header, serve, settin
 from factories import add_paid_claims
 from meritum_api.app import create_app
 from meritum_api.context import AuthContext
+from meritum_api.deps import Deps, Role, build_deps
 from meritum_api.domains.analytics import repository
 from meritum_api.domains.analytics.generators import GenerationRequest, generator_for
-from meritum_api.wiring import Runtime, build_runtime
+from meritum_api.domains.analytics.keys import storage_key
 from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType
 from meritum_shared.constants.auth import Permission, UserRole
 from meritum_shared.schemas.db import GeneratedReport
@@ -40,21 +41,25 @@ PERIOD = {"period_start": "2026-01-01", "period_end": "2026-03-31"}
 
 
 @pytest.fixture(scope="module")
-def runtime(db_url: str) -> Iterator[Runtime]:
-    rt = build_runtime(settings_for(db_url, rate_limit_per_minute=100_000, **FAST_RECOVERY), db_url)
+def runtime(db_url: str) -> Iterator[Deps]:
+    rt = build_deps(
+        settings_for(db_url, rate_limit_per_minute=100_000, **FAST_RECOVERY),
+        db_url,
+        role=Role.COMMAND,
+    )
     yield rt
     rt.close()
 
 
 @pytest.fixture(scope="module")
-def base_url(runtime: Runtime) -> Iterator[str]:
-    with serve(create_app(runtime.app_deps())) as url:
+def base_url(runtime: Deps) -> Iterator[str]:
+    with serve(create_app(runtime)) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def worker(db_url: str, runtime: Runtime) -> Iterator[None]:
-    with in_process_worker(db_url, runtime.worker_deps(), poll_seconds=0.5):
+def worker(db_url: str, runtime: Deps) -> Iterator[None]:
+    with in_process_worker(db_url, runtime, poll_seconds=0.5):
         yield
 
 
@@ -92,7 +97,7 @@ def physician_with_claims(engine: Engine, claims: int = 40) -> Account:
     return account
 
 
-def ready_report(runtime: Runtime, account: Account, content: bytes) -> uuid.UUID:
+def ready_report(runtime: Deps, account: Account, content: bytes) -> uuid.UUID:
     """A ready report of ``account`` holding ``content`` (made without the queue)."""
     ctx = AuthContext(provider_id=account.provider_id)
     with runtime.session_factory.begin() as session:
@@ -110,7 +115,7 @@ def ready_report(runtime: Runtime, account: Account, content: bytes) -> uuid.UUI
             expected=ReportStatus.PENDING,
             target=ReportStatus.GENERATING,
         )
-        key = repository.storage_key(provider_id=account.provider_id, report_id=view.report_id)
+        key = storage_key(provider_id=account.provider_id, report_id=view.report_id)
         stored = runtime.storage.write(key, [content])
         repository.finish_ready(
             session=session, report=view, size=stored.size, sha256=stored.sha256
@@ -118,7 +123,7 @@ def ready_report(runtime: Runtime, account: Account, content: bytes) -> uuid.UUI
     return view.report_id
 
 
-def expected_csv(runtime: Runtime, account: Account, report_id: uuid.UUID) -> bytes:
+def expected_csv(runtime: Deps, account: Account, report_id: uuid.UUID) -> bytes:
     request = GenerationRequest(
         report_id=report_id,
         provider_id=account.provider_id,
@@ -172,7 +177,7 @@ def wait_ready(client: httpx.Client, headers: dict[str, str], report_id: str) ->
 
 @pytest.mark.usefixtures("worker")
 def test_request_generate_download_the_accountant_csv(
-    client: httpx.Client, runtime: Runtime, caplog: pytest.LogCaptureFixture
+    client: httpx.Client, runtime: Deps, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG")
     account = physician_with_claims(runtime.engine)
@@ -227,7 +232,7 @@ def test_request_generate_download_the_accountant_csv(
     ]
 
     # Nothing anywhere carries the storage key or a patient's health number.
-    key = repository.storage_key(provider_id=account.provider_id, report_id=uuid.UUID(report_id))
+    key = storage_key(provider_id=account.provider_id, report_id=uuid.UUID(report_id))
     phns = phns_of(runtime.engine, account)
     assert phns
     seen = [created, download]
@@ -244,7 +249,7 @@ def test_request_generate_download_the_accountant_csv(
 
 
 def test_data_portability_is_refused_while_its_generator_does_not_exist(
-    client: httpx.Client, runtime: Runtime
+    client: httpx.Client, runtime: Deps
 ) -> None:
     account = add_account(runtime.engine)
     auth = token_of(client, account)
@@ -258,7 +263,7 @@ def test_data_portability_is_refused_while_its_generator_does_not_exist(
     assert count_rows(runtime.engine) == before
 
 
-def test_data_portability_is_limited_to_three_a_day(client: httpx.Client, runtime: Runtime) -> None:
+def test_data_portability_is_limited_to_three_a_day(client: httpx.Client, runtime: Deps) -> None:
     account = add_account(runtime.engine)
     with runtime.engine.begin() as conn:
         for _ in range(3):
@@ -306,7 +311,7 @@ def routes(report_id: uuid.UUID) -> Iterator[tuple[str, str, dict[str, Any] | No
         yield method, BASE + suffix.format(id=report_id), BODIES.get(name), needed
 
 
-def test_every_route_answers_401_without_a_session(client: httpx.Client, runtime: Runtime) -> None:
+def test_every_route_answers_401_without_a_session(client: httpx.Client, runtime: Deps) -> None:
     account = add_account(runtime.engine)
     report_id = ready_report(runtime, account, b"a,b\r\n")
     for method, path, body, _ in routes(report_id):
@@ -318,7 +323,7 @@ def test_every_route_answers_401_without_a_session(client: httpx.Client, runtime
 
 
 def test_permission_matrix_physician_and_every_delegate_subset(
-    client: httpx.Client, runtime: Runtime
+    client: httpx.Client, runtime: Deps
 ) -> None:
     physician = add_account(runtime.engine)
     report_id = ready_report(runtime, physician, b"date,fee\r\n2026-01-01,1.00\r\n")
@@ -359,7 +364,7 @@ def test_permission_matrix_physician_and_every_delegate_subset(
 
 
 def test_another_physicians_report_is_404_on_every_id_route(
-    client: httpx.Client, runtime: Runtime
+    client: httpx.Client, runtime: Deps
 ) -> None:
     owner, intruder = add_account(runtime.engine), add_account(runtime.engine)
     report_id = ready_report(runtime, owner, b"secret,row\r\n")
@@ -391,16 +396,14 @@ def test_another_physicians_report_is_404_on_every_id_route(
         f"{BASE}/{'9' * 400}",
     ],
 )
-def test_malformed_ids_are_refused_cleanly(
-    client: httpx.Client, runtime: Runtime, path: str
-) -> None:
+def test_malformed_ids_are_refused_cleanly(client: httpx.Client, runtime: Deps, path: str) -> None:
     auth = token_of(client, add_account(runtime.engine))
     response = client.get(path, headers=auth)
     assert response.status_code in (400, 404)
     assert "error" in response.json()
 
 
-def test_cookie_requests_need_the_csrf_token(client: httpx.Client, runtime: Runtime) -> None:
+def test_cookie_requests_need_the_csrf_token(client: httpx.Client, runtime: Deps) -> None:
     account = add_account(runtime.engine)
     session = login(client, account)
     before = count_rows(runtime.engine)
@@ -424,7 +427,7 @@ def test_cookie_requests_need_the_csrf_token(client: httpx.Client, runtime: Runt
 
 
 def test_expired_link_answers_410_with_the_request_to_make_it_again(
-    client: httpx.Client, runtime: Runtime
+    client: httpx.Client, runtime: Deps
 ) -> None:
     account = add_account(runtime.engine)
     auth = token_of(client, account)
@@ -461,7 +464,7 @@ def test_expired_link_answers_410_with_the_request_to_make_it_again(
     assert again.status_code == 201
 
 
-def test_reports_not_ready_are_404_to_download(client: httpx.Client, runtime: Runtime) -> None:
+def test_reports_not_ready_are_404_to_download(client: httpx.Client, runtime: Deps) -> None:
     account = add_account(runtime.engine)
     auth = token_of(client, account)
     ctx = AuthContext(provider_id=account.provider_id)
@@ -488,12 +491,12 @@ CONTENT = bytes(range(256)) * 1024  # 256 KiB: several encrypted segments
 
 
 @pytest.fixture(scope="module")
-def ranged(runtime: Runtime, client: httpx.Client) -> tuple[uuid.UUID, dict[str, str]]:
+def ranged(runtime: Deps, client: httpx.Client) -> tuple[uuid.UUID, dict[str, str]]:
     account = add_account(runtime.engine)
     return ready_report(runtime, account, CONTENT), token_of(client, account)
 
 
-def _downloaded(runtime: Runtime, report_id: uuid.UUID) -> bool:
+def _downloaded(runtime: Deps, report_id: uuid.UUID) -> bool:
     with runtime.engine.connect() as conn:
         flag: bool = conn.execute(
             select(GeneratedReport.downloaded).where(GeneratedReport.report_id == report_id)
@@ -546,7 +549,7 @@ def test_multiple_ranges_come_as_multipart(
 
 
 def test_unsatisfiable_range_and_if_range(
-    client: httpx.Client, runtime: Runtime, ranged: tuple[uuid.UUID, dict[str, str]]
+    client: httpx.Client, runtime: Deps, ranged: tuple[uuid.UUID, dict[str, str]]
 ) -> None:
     report_id, auth = ranged
     url = f"{BASE}/{report_id}/download"
@@ -564,7 +567,7 @@ def test_unsatisfiable_range_and_if_range(
 
 
 def test_download_is_recorded_only_once_the_last_byte_is_sent(
-    client: httpx.Client, runtime: Runtime
+    client: httpx.Client, runtime: Deps
 ) -> None:
     account = add_account(runtime.engine)
     auth = token_of(client, account)
@@ -593,7 +596,7 @@ def test_download_is_recorded_only_once_the_last_byte_is_sent(
 # --- listing -------------------------------------------------------------------
 
 
-def test_list_pagination_and_filters(client: httpx.Client, runtime: Runtime) -> None:
+def test_list_pagination_and_filters(client: httpx.Client, runtime: Deps) -> None:
     account = add_account(runtime.engine)
     auth = token_of(client, account)
     ids = [ready_report(runtime, account, b"x\r\n") for _ in range(5)]
@@ -618,9 +621,7 @@ def test_list_pagination_and_filters(client: httpx.Client, runtime: Runtime) -> 
 # --- idempotency ----------------------------------------------------------------
 
 
-def test_idempotency_key_returns_the_original_report(
-    client: httpx.Client, runtime: Runtime
-) -> None:
+def test_idempotency_key_returns_the_original_report(client: httpx.Client, runtime: Deps) -> None:
     account, other = add_account(runtime.engine), add_account(runtime.engine)
     auth, other_auth = token_of(client, account), token_of(client, other)
     body = {**PERIOD, "format": "csv"}
@@ -652,7 +653,7 @@ def test_idempotency_key_returns_the_original_report(
 
 
 def test_concurrent_requests_with_one_key_create_one_report(
-    client: httpx.Client, runtime: Runtime
+    client: httpx.Client, runtime: Deps
 ) -> None:
     account = add_account(runtime.engine)
     auth = token_of(client, account)

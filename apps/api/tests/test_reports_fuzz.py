@@ -21,7 +21,7 @@ from sqlalchemy import Engine, text
 
 from apiserver import add_account, bearer, serve, settings_for
 from meritum_api.app import create_app
-from meritum_api.wiring import Runtime, build_runtime
+from meritum_api.deps import Deps, Role, build_deps
 from meritum_shared.schemas.validation.analytics import (
     AccountantExportRequest,
     DataPortabilityRequest,
@@ -36,20 +36,22 @@ FUZZ = settings(
 
 
 @pytest.fixture(scope="module")
-def runtime(db_url: str) -> Iterator[Runtime]:
-    rt = build_runtime(settings_for(db_url, rate_limit_per_minute=1_000_000), db_url)
+def runtime(db_url: str) -> Iterator[Deps]:
+    rt = build_deps(
+        settings_for(db_url, rate_limit_per_minute=1_000_000), db_url, role=Role.COMMAND
+    )
     yield rt
     rt.close()
 
 
 @pytest.fixture(scope="module")
-def client(runtime: Runtime) -> Iterator[httpx.Client]:
-    with serve(create_app(runtime.app_deps())) as url, httpx.Client(base_url=url) as http:
+def client(runtime: Deps) -> Iterator[httpx.Client]:
+    with serve(create_app(runtime)) as url, httpx.Client(base_url=url) as http:
         yield http
 
 
 @pytest.fixture(scope="module")
-def auth(client: httpx.Client, runtime: Runtime) -> dict[str, str]:
+def auth(client: httpx.Client, runtime: Deps) -> dict[str, str]:
     account = add_account(runtime.engine)
     response = client.post(
         "/api/v1/auth/login", json={"email": account.email, "password": account.password}
@@ -121,7 +123,7 @@ def _valid(model: type[AccountantExportRequest | DataPortabilityRequest], body: 
 @FUZZ
 @given(body=accountant_bodies)
 def test_malformed_accountant_requests(
-    client: httpx.Client, runtime: Runtime, auth: dict[str, str], body: Any
+    client: httpx.Client, runtime: Deps, auth: dict[str, str], body: Any
 ) -> None:
     assume(not _valid(AccountantExportRequest, body))
     before = snapshot(runtime.engine)
@@ -138,7 +140,7 @@ def test_malformed_accountant_requests(
     )
 )
 def test_malformed_portability_requests(
-    client: httpx.Client, runtime: Runtime, auth: dict[str, str], body: Any
+    client: httpx.Client, runtime: Deps, auth: dict[str, str], body: Any
 ) -> None:
     assume(body is not None and not _valid(DataPortabilityRequest, body))
     before = snapshot(runtime.engine)
@@ -158,7 +160,7 @@ def test_malformed_portability_requests(
     ),
 )
 def test_raw_and_oversized_bodies(
-    client: httpx.Client, runtime: Runtime, auth: dict[str, str], raw: bytes, content_type: str
+    client: httpx.Client, runtime: Deps, auth: dict[str, str], raw: bytes, content_type: str
 ) -> None:
     with contextlib.suppress(ValueError):  # not JSON at all: malformed for sure
         assume(not _valid(AccountantExportRequest, json.loads(raw)))
@@ -180,7 +182,7 @@ def test_raw_and_oversized_bodies(
     )
 )
 def test_list_queries_never_fail(
-    client: httpx.Client, runtime: Runtime, auth: dict[str, str], params: dict[str, str]
+    client: httpx.Client, runtime: Deps, auth: dict[str, str], params: dict[str, str]
 ) -> None:
     before = snapshot(runtime.engine)
     response = client.get(BASE, params=params, headers=auth)
@@ -200,7 +202,7 @@ def test_list_queries_never_fail(
 )
 def test_id_routes_with_garbage(
     client: httpx.Client,
-    runtime: Runtime,
+    runtime: Deps,
     auth: dict[str, str],
     report_id: str,
     suffix: str,

@@ -6,7 +6,6 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,39 +13,41 @@ import pytest
 from sqlalchemy import delete, select, text, update
 
 from factories import add_provider, report_values
+from meritum_api.clock import ManualClock
 from meritum_api.db.cluster import fast_root
-from meritum_api.domains.analytics import repository
+from meritum_api.deps import Deps, Role, build_deps
 from meritum_api.domains.analytics.cleanup import CleanupResult, run_cleanup, sweep_orphans
-from meritum_api.domains.analytics.generation import WorkerDeps
-from meritum_api.wiring import Runtime, build_runtime
+from meritum_api.domains.analytics.keys import storage_key
 from meritum_shared.constants.analytics import ReportStatus
-from meritum_shared.schemas.db import GeneratedReport, generated_reports
+from meritum_shared.schemas.db import GeneratedReport, generated_report_contents, generated_reports
 from polling import wait_until
 from workers import worker_settings
 
 
 @pytest.fixture
-def runtime(db_url: str) -> Iterator[Runtime]:
+def runtime(db_url: str) -> Iterator[Deps]:
     with tempfile.TemporaryDirectory(prefix="meritum-cleanup-", dir=fast_root()) as path:
-        rt = build_runtime(worker_settings(db_url, Path(path) / "reports"), db_url)
+        rt = build_deps(worker_settings(db_url, Path(path) / "reports"), db_url, role=Role.COMMAND)
         with rt.session_factory.begin() as session:
             session.execute(delete(GeneratedReport))
         yield rt
         rt.close()
 
 
-def _deps(runtime: Runtime, **overrides: object) -> WorkerDeps:
-    deps = runtime.worker_deps()
-    return replace(deps, settings=deps.settings.model_copy(update=overrides))
+def _deps(runtime: Deps, *, now: datetime | None = None, **overrides: object) -> Deps:
+    settings = runtime.settings.model_copy(update=overrides)
+    if now is None:
+        return runtime.replace(settings=settings)
+    return runtime.replace(settings=settings, clock=ManualClock(now))
 
 
 def _report(
-    runtime: Runtime, *, status: ReportStatus, expired: bool, with_file: bool = True
+    runtime: Deps, *, status: ReportStatus, expired: bool, with_file: bool = True
 ) -> tuple[uuid.UUID, str]:
     with runtime.session_factory.begin() as session:
         provider_id = add_provider(session)
         report_id = uuid.uuid4()
-        key = repository.storage_key(provider_id=provider_id, report_id=report_id)
+        key = storage_key(provider_id=provider_id, report_id=report_id)
         expires = datetime.now(UTC) + (timedelta(days=-1) if expired else timedelta(days=5))
         session.execute(
             generated_reports.insert().values(
@@ -60,12 +61,16 @@ def _report(
                 )
             )
         )
+        if status is ReportStatus.READY:  # a ready report always has its digest
+            session.execute(
+                generated_report_contents.insert().values(report_id=report_id, sha256=bytes(32))
+            )
     if with_file:
         runtime.storage.write(key, [b"date,fee\r\n", b"x\r\n"])
     return report_id, key
 
 
-def _status(runtime: Runtime, report_id: uuid.UUID) -> ReportStatus:
+def _status(runtime: Deps, report_id: uuid.UUID) -> ReportStatus:
     with runtime.session_factory() as session:
         return session.execute(
             select(GeneratedReport.status).where(GeneratedReport.report_id == report_id)
@@ -73,7 +78,7 @@ def _status(runtime: Runtime, report_id: uuid.UUID) -> ReportStatus:
 
 
 def test_cleanup_expires_due_reports_deletes_their_files_and_nothing_else(
-    runtime: Runtime,
+    runtime: Deps,
 ) -> None:
     due_ready = [_report(runtime, status=ReportStatus.READY, expired=True) for _ in range(3)]
     due_failed = _report(runtime, status=ReportStatus.FAILED, expired=True, with_file=False)
@@ -100,7 +105,7 @@ def test_cleanup_expires_due_reports_deletes_their_files_and_nothing_else(
     assert runtime.storage.exists(live_ready[1])
 
 
-def test_cleanup_tolerates_files_already_missing(runtime: Runtime) -> None:
+def test_cleanup_tolerates_files_already_missing(runtime: Deps) -> None:
     report_id, key = _report(runtime, status=ReportStatus.READY, expired=True)
     assert runtime.storage.delete(key)
     result = run_cleanup(deps=_deps(runtime))
@@ -109,7 +114,7 @@ def test_cleanup_tolerates_files_already_missing(runtime: Runtime) -> None:
     assert _status(runtime, report_id) is ReportStatus.EXPIRED
 
 
-def test_orphans_are_swept_only_after_the_grace_period(runtime: Runtime) -> None:
+def test_orphans_are_swept_only_after_the_grace_period(runtime: Deps) -> None:
     orphan_key = f"reports/{uuid.uuid4()}/{uuid.uuid4()}"
     runtime.storage.write(orphan_key, [b"left behind by a crash"])
     expired_id, expired_key = _report(runtime, status=ReportStatus.READY, expired=True)
@@ -128,16 +133,16 @@ def test_orphans_are_swept_only_after_the_grace_period(runtime: Runtime) -> None
     assert runtime.storage.exists(orphan_key)
 
     later = datetime.now(UTC) + timedelta(hours=2)
-    swept = sweep_orphans(deps=_deps(runtime, orphan_grace_seconds=3600), now=later)
+    swept = sweep_orphans(deps=_deps(runtime, orphan_grace_seconds=3600, now=later))
     assert swept == 2
     assert not runtime.storage.exists(orphan_key)
     assert not runtime.storage.exists(expired_key)
     assert runtime.storage.exists(live_key)
     assert runtime.storage.exists(pending_key)
-    assert sweep_orphans(deps=_deps(runtime, orphan_grace_seconds=3600), now=later) == 0
+    assert sweep_orphans(deps=_deps(runtime, orphan_grace_seconds=3600, now=later)) == 0
 
 
-def test_concurrent_cleanups_expire_each_report_once(runtime: Runtime) -> None:
+def test_concurrent_cleanups_expire_each_report_once(runtime: Deps) -> None:
     due = [_report(runtime, status=ReportStatus.READY, expired=True) for _ in range(40)]
     results: list[CleanupResult] = []
     deps = _deps(runtime, cleanup_batch_size=3)
@@ -160,7 +165,7 @@ def test_concurrent_cleanups_expire_each_report_once(runtime: Runtime) -> None:
 
 
 def test_cleanup_discards_abandoned_partial_writes_after_the_grace_period(
-    runtime: Runtime,
+    runtime: Deps,
 ) -> None:
     # A writer that stops mid-file (as a killed worker does) leaves a partial.
     release = threading.Event()
@@ -184,7 +189,7 @@ def test_cleanup_discards_abandoned_partial_writes_after_the_grace_period(
     young = run_cleanup(deps=_deps(runtime, orphan_grace_seconds=3600))
     assert young.partials_discarded == 0
     later = datetime.now(UTC) + timedelta(hours=2)
-    old = run_cleanup(deps=_deps(runtime, orphan_grace_seconds=3600), now=later)
+    old = run_cleanup(deps=_deps(runtime, orphan_grace_seconds=3600, now=later))
     assert old.partials_discarded == 1
     assert not any(partials.glob("*"))
     release.set()

@@ -17,9 +17,9 @@ from types import TracebackType
 
 import procrastinate
 
-from meritum_api.domains.analytics.generation import WorkerDeps
-from meritum_api.queue import make_worker_app, run_worker
+from meritum_api.deps import Deps
 from meritum_api.settings import Settings
+from meritum_api.tasks import make_worker_queue, run_worker
 
 #: A fixed test master key (never used outside tests).
 TEST_KEYS = {"test-key-1": base64.b64encode(bytes(range(32))).decode()}
@@ -104,10 +104,10 @@ class WorkerProcess:
 
 @contextlib.contextmanager
 def in_process_worker(
-    url: str, deps: WorkerDeps, *, poll_seconds: float = 5.0
+    url: str, deps: Deps, *, poll_seconds: float = 5.0
 ) -> Iterator[procrastinate.App]:
     """A worker running in a background thread of the test process."""
-    app = make_worker_app(url=url, settings=deps.settings)
+    app = make_worker_queue(url=url, settings=deps.settings)
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     task: asyncio.Task[None] | None = None

@@ -17,6 +17,7 @@ from meritum_shared.constants.analytics import ReportFormat, ReportStatus, Repor
 from meritum_shared.schemas.db import (
     GeneratedReport,
     InsertGeneratedReport,
+    SafeGeneratedReport,
     SelectGeneratedReport,
     generated_reports,
 )
@@ -131,3 +132,13 @@ def test_insert_refuses_bad_values(bad: dict[str, object]) -> None:
     values = _insert().model_dump() | bad
     with pytest.raises(ValidationError):
         InsertGeneratedReport.model_validate(values)
+
+
+def test_safe_row_type_is_the_full_row_without_its_storage_key() -> None:
+    full = {
+        name: field.annotation
+        for name, field in SelectGeneratedReport.model_fields.items()
+        if name != "file_path"
+    }
+    safe = {name: field.annotation for name, field in SafeGeneratedReport.model_fields.items()}
+    assert list(safe.items()) == list(full.items())

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from pydantic import BaseModel
 from sqlalchemy import text
 
@@ -12,16 +10,17 @@ from meritum_api.auth.dependencies import credential_resolver, rate_limit_identi
 from meritum_api.auth.middleware import AuthenticationMiddleware
 from meritum_api.auth.router import install_auth
 from meritum_api.db.migrate import current_revision
+from meritum_api.deps import Deps
 from meritum_api.domains.analytics.errors import install_report_errors
 from meritum_api.domains.analytics.router import router as reports_router
-from meritum_api.http.deps import AppDeps, get_deps, get_session
+from meritum_api.http.deps import AppDeps
 from meritum_api.http.errors import install_error_handlers
 from meritum_api.http.log_redaction import install_log_redaction
 from meritum_api.http.middleware import DOCS_PATHS, BodyPolicyMiddleware, HardeningMiddleware
 from meritum_api.http.openapi import ALWAYS, install_openapi
 from meritum_api.ratelimit import RateLimiter, RateLimitMiddleware
 
-__all__ = ["AppDeps", "create_app", "get_deps", "get_session"]
+__all__ = ["create_app"]
 
 
 class Health(BaseModel):
@@ -34,7 +33,7 @@ class HealthEnvelope(BaseModel):
     data: Health
 
 
-def create_app(deps: AppDeps) -> FastAPI:
+def create_app(deps: Deps) -> FastAPI:
     """Build the app around explicit dependencies."""
     settings = deps.settings
     install_log_redaction()
@@ -58,7 +57,7 @@ def create_app(deps: AppDeps) -> FastAPI:
     install_openapi(app)
 
     @app.get("/health", tags=["operations"], responses=ALWAYS)
-    def health(deps: Annotated[AppDeps, Depends(get_deps)]) -> HealthEnvelope:
+    def health(deps: AppDeps) -> HealthEnvelope:
         """PostgreSQL server version and the schema's migration revision."""
         with deps.engine.connect() as conn:
             version = conn.execute(text("SHOW server_version")).scalar_one()

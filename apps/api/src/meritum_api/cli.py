@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from meritum_api.crypto.keys import Keyring, KeyringError, load_keyring
 from meritum_api.db.embedded import DatabaseStartError
 from meritum_api.settings import Settings
 
 if TYPE_CHECKING:
-    from meritum_api.wiring import Runtime
+    from meritum_api.deps import Deps, Role
 
 log = logging.getLogger("meritum")
 
@@ -47,11 +48,11 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _runtime(settings: Settings, url: str) -> Runtime:
-    from meritum_api.wiring import SchemaNotCurrent, build_runtime
+def _deps(settings: Settings, url: str, role: Role, keyring: Keyring) -> Deps:
+    from meritum_api.deps import SchemaNotCurrent, build_deps
 
     try:
-        return build_runtime(settings, url)
+        return build_deps(settings, url, role=role, keyring=keyring)
     except SchemaNotCurrent as exc:
         raise CliError(str(exc)) from None
 
@@ -102,21 +103,23 @@ def _positive(text: str) -> int:
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
     from meritum_api.db.runtime import open_database_url
-    from meritum_api.queue import make_worker_app, run_worker
+    from meritum_api.deps import Role
+    from meritum_api.tasks import make_worker_queue, run_worker
 
+    keyring = load_keyring(settings)  # before the database: a key problem is one clear line
     with open_database_url(settings) as url:
-        runtime = _runtime(settings, url)
+        deps = _deps(settings, url, Role.WORKER, keyring)
         try:
-            app = make_worker_app(url=url, settings=settings)
+            app = make_worker_queue(url=url, settings=settings)
 
             async def work() -> None:
                 async with app.open_async():
-                    await run_worker(app, deps=runtime.worker_deps(), name=args.name)
+                    await run_worker(app, deps=deps, name=args.name)
 
             print(f"Meritum worker running (concurrency {settings.worker_concurrency})", flush=True)
             asyncio.run(work())
         finally:
-            runtime.close()
+            deps.close()
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
@@ -125,15 +128,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     from meritum_api.app import create_app
     from meritum_api.db.migrate import upgrade
     from meritum_api.db.runtime import open_database_url
-    from meritum_api.queue import make_worker_app, run_worker
+    from meritum_api.deps import Role
+    from meritum_api.tasks import make_worker_queue, run_worker
 
+    keyring = load_keyring(settings)  # before the database: a key problem is one clear line
     sock = _bind(settings.host, settings.port)
     try:
         with open_database_url(settings) as url:
             upgrade(url)
-            runtime = _runtime(settings, url)
+            deps = _deps(settings, url, Role.SERVE, keyring)
             try:
-                app = create_app(runtime.app_deps())
+                app = create_app(deps)
                 config = uvicorn.Config(
                     app,
                     log_level=settings.log_level,
@@ -149,12 +154,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
                     if not settings.serve_with_worker:
                         await server.serve(sockets=[sock])
                         return
-                    worker_app = make_worker_app(url=url, settings=settings)
+                    worker_app = make_worker_queue(url=url, settings=settings)
                     async with worker_app.open_async():
                         worker = asyncio.create_task(
                             run_worker(
                                 worker_app,
-                                deps=runtime.worker_deps(),
+                                deps=deps,
                                 name="serve",
                                 install_signal_handlers=False,
                             )
@@ -167,20 +172,22 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
                                 await worker
 
                 print(f"Meritum serving on http://{host}:{port} (database: {where})", flush=True)
-                print(_login_hint(runtime, f"http://{host}:{port}"), flush=True)
+                print(_login_hint(deps, f"http://{host}:{port}"), flush=True)
                 asyncio.run(serve())
             finally:
-                runtime.close()
+                deps.close()
     finally:
         sock.close()
 
 
-def _login_hint(runtime: Runtime, base: str) -> str:
+def _login_hint(deps: Deps, base: str) -> str:
     from meritum_api.seed import DEMO_PASSWORD, demo_logins
 
-    logins = demo_logins(runtime.engine)
-    if runtime.settings.environment != "development":
+    # Demo accounts exist only where `meritum seed` may run: never look for
+    # them (or print their password) anywhere else.
+    if deps.settings.environment != "development":
         return f"Log in: POST {base}/api/v1/auth/login"
+    logins = demo_logins(deps.engine)
     if not logins:
         return "No accounts yet: `uv run meritum seed` creates demo physicians and their logins."
     emails = ", ".join(email for email, _ in logins)
@@ -220,13 +227,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _setting_name(field: str) -> str:
+    return "DATABASE_URL" if field == "database_url" else f"MERITUM_{field.upper()}"
+
+
 def _settings(args: argparse.Namespace) -> Settings:
+    from pydantic import ValidationError
+
     overrides = {
         key: value
         for key in ("host", "port", "data_dir", "worker_concurrency")
         if (value := getattr(args, key, None)) is not None
     }
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        # One line per bad setting, naming it; never the value (it may hold a password).
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False):
+            field = str(error["loc"][0]) if error["loc"] else "settings"
+            flag = f" (or --{field.replace('_', '-')})" if field in overrides else ""
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{_setting_name(field)}{flag} {message}")
+        raise CliError("invalid setting: " + "; ".join(problems)) from None
+
+
+def _database_problem(exc: Exception) -> str:
+    """One line about a database that cannot be reached, without credentials."""
+    cause = getattr(exc, "orig", None) or exc
+    first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    return f"cannot use the database (DATABASE_URL): {first}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -241,11 +271,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("pgserver", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _terminate)
+    import psycopg
+    import sqlalchemy.exc
+
     try:
         settings = _settings(args)
         args.func(settings, args)
-    except (CliError, DatabaseStartError) as exc:
+    except (CliError, DatabaseStartError, KeyringError) as exc:
         print(f"meritum: {exc}", file=sys.stderr)
+        return 1
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ArgumentError, psycopg.Error) as exc:
+        print(f"meritum: {_database_problem(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0

@@ -3,10 +3,43 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field
+from croniter import croniter
+from pydantic import AfterValidator, AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _cron(value: str) -> str:
+    # procrastinate reads crons with croniter: five fields, or six whose last is seconds.
+    if len(value.split()) not in (5, 6) or not croniter.is_valid(value):
+        raise ValueError(
+            "must be a cron expression of 5 fields, or 6 whose last is seconds "
+            "(e.g. '* * * * * */5' for every 5 seconds)"
+        )
+    return value
+
+
+CronExpression = Annotated[str, AfterValidator(_cron)]
+
+
+#: Schemes DATABASE_URL may use (all mean PostgreSQL through psycopg 3).
+DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+
+
+def _database_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.strip():
+        raise ValueError("is set but empty: unset it to use the embedded database")
+    scheme, sep, rest = value.partition("://")
+    if not sep or not rest:
+        raise ValueError("must look like postgresql://user:password@host:port/database")
+    if scheme not in DATABASE_SCHEMES:
+        raise ValueError(
+            f"has the unsupported scheme {scheme[:40]!r}: use one of {', '.join(DATABASE_SCHEMES)}"
+        )
+    return value
 
 
 class Settings(BaseSettings):
@@ -15,8 +48,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MERITUM_", extra="ignore", frozen=True)
 
     #: An external PostgreSQL; when unset an embedded PostgreSQL 16 is started.
-    database_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("DATABASE_URL", "MERITUM_DATABASE_URL")
+    database_url: Annotated[str | None, AfterValidator(_database_url)] = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "MERITUM_DATABASE_URL"),
+        repr=False,
     )
     #: Where the embedded database (``pg/``) and other local state live.
     data_dir: Path = Path(".data")
@@ -52,16 +87,22 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=5.0, gt=0)
     #: A worker silent for this long is presumed dead and its jobs are retried.
     stalled_after_seconds: float = Field(default=20.0, gt=0)
-    #: How often stalled jobs are looked for (cron with a seconds field).
-    stalled_check_cron: str = "*/5 * * * * *"
-    #: How often the retention cleanup runs (cron).
-    cleanup_cron: str = "*/5 * * * *"
+    #: How often stalled jobs are looked for: cron whose optional sixth field, the
+    #: *last* one, is seconds (every 5 s here).
+    stalled_check_cron: CronExpression = "* * * * * */5"
+    #: How often the retention cleanup runs (cron: every 5 minutes).
+    cleanup_cron: CronExpression = "*/5 * * * *"
+    #: How often expired login sessions' rows are deleted (cron: every 15 minutes).
+    session_purge_cron: CronExpression = "*/15 * * * *"
     #: Rows expired (and files deleted) per cleanup transaction.
     cleanup_batch_size: int = Field(default=500, ge=1, le=10_000)
     #: Files with no row are deleted only once this old (a row may still be committing).
     orphan_grace_seconds: int = Field(default=3600, ge=0)
 
     # --- the HTTP platform: sessions and request limits ---
+    #: Database connections the API keeps for requests (a worker in the same
+    #: process adds its own: see ``meritum_api.deps.pool_size``).
+    api_db_connections: int = Field(default=10, ge=1, le=200)
     #: A session ends after this long without use (the expiry slides on use).
     session_ttl_seconds: int = Field(default=86_400, ge=60)
     #: The sliding expiry is written at most this often per session.

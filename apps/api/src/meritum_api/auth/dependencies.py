@@ -29,7 +29,7 @@ from meritum_api.auth.sessions import (
     csrf_matches,
 )
 from meritum_api.context import AuthContext
-from meritum_api.http.deps import AppDeps
+from meritum_api.deps import Deps
 from meritum_api.http.errors import ApiError
 from meritum_shared.constants.auth import Permission
 
@@ -62,7 +62,7 @@ async def _resolve(request: Request) -> Principal | None:
     credential = credential_from(request.headers)
     if credential is None:
         return None
-    deps: AppDeps = request.app.state.deps
+    deps: Deps = request.app.state.deps
     resolver = partial(
         service.resolve,
         session_factory=deps.session_factory,
@@ -121,7 +121,7 @@ def require(permission: Permission) -> Callable[..., Awaitable[AuthContext]]:
     return dependency
 
 
-def credential_resolver(deps: AppDeps) -> Callable[[Credential], Principal | None]:
+def credential_resolver(deps: Deps) -> Callable[[Credential], Principal | None]:
     """``service.resolve`` bound to an app's database and settings."""
 
     def resolve(credential: Credential) -> Principal | None:

@@ -6,13 +6,12 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from sqlalchemy.orm import Session
 
 from meritum_api.auth import service
 from meritum_api.auth.dependencies import CurrentPrincipal
 from meritum_api.auth.schemas import LoginData, LoginEnvelope, LoginRequest, Me, MeEnvelope
 from meritum_api.auth.sessions import SESSION_COOKIE, Principal
-from meritum_api.http.deps import AppDeps, get_deps, get_session
+from meritum_api.http.deps import AppDeps
 from meritum_api.http.errors import ApiError, register_error_mapping
 from meritum_api.http.openapi import ALWAYS, error_response
 from meritum_api.ratelimit import RateLimiter, rate_limited
@@ -85,19 +84,21 @@ def login(
     body: LoginRequest,
     request: Request,
     response: Response,
-    deps: Annotated[AppDeps, Depends(get_deps)],
-    session: Annotated[Session, Depends(get_session)],
+    deps: AppDeps,
     throttle: Annotated[RateLimiter | None, Depends(_login_throttle)],
 ) -> LoginEnvelope:
     """Sign in: a session cookie, plus the CSRF token (and the bearer token) in the body."""
     _refuse_cross_origin(request)
-    result = service.login(
-        session=session,
-        settings=deps.settings,
-        email=body.email,
-        password=body.password.get_secret_value(),
-        throttle=throttle,
-    )
+    with deps.session_factory.begin() as session:
+        result = service.login(
+            session=session,
+            settings=deps.settings,
+            email=body.email,
+            password=body.password.get_secret_value(),
+            throttle=throttle,
+        )
+    if isinstance(result, service.InvalidCredentials):
+        raise result  # its audit entry is committed
     # No Max-Age: the server decides when the session ends (the expiry
     # slides with use), the cookie just carries it until the browser closes.
     response.set_cookie(
@@ -126,11 +127,11 @@ def login(
 )
 def logout(
     principal: CurrentPrincipal,
-    deps: Annotated[AppDeps, Depends(get_deps)],
-    session: Annotated[Session, Depends(get_session)],
+    deps: AppDeps,
 ) -> Response:
     """End the session and clear the cookie."""
-    service.logout(session=session, principal=principal)
+    with deps.session_factory.begin() as session:
+        service.logout(session=session, principal=principal)
     response = Response(status_code=204)
     response.delete_cookie(
         SESSION_COOKIE,

@@ -1,4 +1,10 @@
-"""Accounts, signing in and out, and resolving a request's session."""
+"""Accounts, signing in and out, and resolving a request's session.
+
+Transactions: as in every domain, a service function never commits; the
+caller owns the transaction (``session_factory.begin()``). A refused login
+is still recorded: :func:`login` returns the refusal instead of raising it,
+so that the caller commits the audit entry and then answers 401.
+"""
 
 from __future__ import annotations
 
@@ -106,11 +112,12 @@ def login(
     email: str,
     password: str,
     throttle: RateLimiter | None = None,
-) -> LoginResult:
-    """Check the password and open a session (commits).
+) -> LoginResult | InvalidCredentials:
+    """Check the password and open a session; a refusal is returned, to be committed.
 
     Unknown email and wrong password take the same path: one argon2
-    verification, one audit entry, one commit, the same exception.
+    verification, one audit entry, the same refusal. Too many recent
+    failures raise :class:`TooManyLoginFailures` before anything is checked.
     """
     normalized = normalize_email(email)
     key = _failure_key(normalized)
@@ -132,10 +139,9 @@ def login(
             resource_id=user.user_id if user else None,
             details={"reason": "wrong_password" if user else "unknown_email"},
         )
-        session.commit()
         if throttle is not None:
             throttle.hit(key)
-        raise InvalidCredentials
+        return InvalidCredentials()
 
     if passwords.needs_rehash(user.password_hash):
         repo.update_password_hash(
@@ -169,7 +175,6 @@ def login(
         resource_id=session_id,
         details={"role": user.role},
     )
-    session.commit()
     return LoginResult(principal=principal, token=token, csrf_token=csrf_token)
 
 
@@ -184,7 +189,7 @@ def resolve(
     """
     if not well_formed(credential.token):
         return None
-    with session_factory() as session:
+    with session_factory.begin() as session:
         live = repo.find_live_session(
             session=session,
             token_hash=digest(credential.token),
@@ -199,7 +204,6 @@ def resolve(
                 session_id=live.session_id,
                 ttl=timedelta(seconds=settings.session_ttl_seconds),
             )
-            session.commit()
             if touched is None:
                 return None
             expires_at = touched
@@ -216,7 +220,7 @@ def resolve(
 
 
 def logout(*, session: Session, principal: Principal) -> None:
-    """End the principal's session (commits)."""
+    """End the principal's session."""
     repo.delete_session(session=session, session_id=principal.session_id)
     audit.record(
         session=session,
@@ -224,11 +228,8 @@ def logout(*, session: Session, principal: Principal) -> None:
         action=AuthAuditAction.LOGOUT,
         resource_id=principal.session_id,
     )
-    session.commit()
 
 
 def purge_expired_sessions(*, session: Session) -> int:
-    """Delete every expired session (commits); returns how many."""
-    count = repo.purge_expired_sessions(session=session)
-    session.commit()
-    return count
+    """Delete every expired session; returns how many."""
+    return repo.purge_expired_sessions(session=session)

@@ -11,14 +11,16 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from meritum_api.domains.analytics import repository
-from meritum_api.domains.analytics.generation import WorkerDeps
+from meritum_api.domains.analytics.keys import REPORTS_PREFIX, report_id_of
+
+if TYPE_CHECKING:
+    from meritum_api.deps import Deps
 
 log = logging.getLogger(__name__)
-
-REPORTS_PREFIX = "reports/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,17 +34,7 @@ class CleanupResult:
     partials_discarded: int = 0
 
 
-def _report_id_of(key: str) -> uuid.UUID | None:
-    parts = key.split("/")
-    if len(parts) != 3 or parts[0] != "reports":
-        return None
-    try:
-        return uuid.UUID(parts[2])
-    except ValueError:
-        return None
-
-
-def expire_reports(*, deps: WorkerDeps) -> tuple[int, int]:
+def expire_reports(*, deps: Deps) -> tuple[int, int]:
     """Expire every due report in bounded batches; return (rows expired, files deleted)."""
     expired = deleted = 0
     batch = deps.settings.cleanup_batch_size
@@ -57,9 +49,14 @@ def expire_reports(*, deps: WorkerDeps) -> tuple[int, int]:
             return expired, deleted
 
 
-def sweep_orphans(*, deps: WorkerDeps, now: datetime | None = None) -> int:
+def _grace_cutoff(deps: Deps) -> datetime:
+    # Anything younger may belong to a row or a write still committing.
+    return deps.clock.now() - timedelta(seconds=deps.settings.orphan_grace_seconds)
+
+
+def sweep_orphans(*, deps: Deps) -> int:
     """Delete report files older than the grace period whose row is gone or expired."""
-    cutoff = (now or datetime.now(UTC)) - timedelta(seconds=deps.settings.orphan_grace_seconds)
+    cutoff = _grace_cutoff(deps)
     deleted = 0
     candidates: dict[uuid.UUID, list[str]] = {}
 
@@ -78,7 +75,7 @@ def sweep_orphans(*, deps: WorkerDeps, now: datetime | None = None) -> int:
     for listed in deps.storage.list(REPORTS_PREFIX):
         if listed.modified_at > cutoff:
             continue
-        report_id = _report_id_of(listed.key)
+        report_id = report_id_of(listed.key)
         if report_id is None:
             continue  # not a report file: not ours to judge
         candidates.setdefault(report_id, []).append(listed.key)
@@ -89,13 +86,12 @@ def sweep_orphans(*, deps: WorkerDeps, now: datetime | None = None) -> int:
     return deleted
 
 
-def run_cleanup(*, deps: WorkerDeps, now: datetime | None = None) -> CleanupResult:
+def run_cleanup(*, deps: Deps) -> CleanupResult:
     """One idempotent cleanup pass: expiry, the orphan sweep, abandoned partial writes."""
     expired, files = expire_reports(deps=deps)
-    orphans = sweep_orphans(deps=deps, now=now)
+    orphans = sweep_orphans(deps=deps)
     # A write still in progress is younger than the grace period: never touched.
-    cutoff = (now or datetime.now(UTC)) - timedelta(seconds=deps.settings.orphan_grace_seconds)
-    partials = deps.storage.discard_partials(older_than=cutoff)
+    partials = deps.storage.discard_partials(older_than=_grace_cutoff(deps))
     if expired or orphans or partials:
         log.info(
             "cleanup: %d reports expired, %d files deleted, %d orphans, %d partial writes",

@@ -10,41 +10,19 @@ import logging
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
-
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from typing import TYPE_CHECKING
 
 from meritum_api.domains.analytics import repository
+from meritum_api.domains.analytics.effects import report_settled
 from meritum_api.domains.analytics.exceptions import TransitionConflict
-from meritum_api.domains.analytics.generators import (
-    GenerationRequest,
-    Generator,
-    generator_for,
-)
-from meritum_api.settings import Settings
-from meritum_api.storage.base import ReportStorage
-from meritum_shared.constants.analytics import (
-    GENERATION_FAILED_MESSAGE,
-    ReportFormat,
-    ReportStatus,
-    ReportType,
-)
+from meritum_api.domains.analytics.generators import GenerationRequest
+from meritum_shared.constants.analytics import GENERATION_FAILED_MESSAGE, ReportStatus
+
+if TYPE_CHECKING:
+    from meritum_api.deps import Deps
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerDeps:
-    """What background jobs need; passed to workers explicitly."""
-
-    settings: Settings
-    engine: Engine
-    session_factory: sessionmaker[Session]
-    storage: ReportStorage
-    #: Which generator produces a (type, format); the registry unless a benchmark swaps it.
-    generators: Callable[[ReportType, ReportFormat], Generator] = generator_for
 
 
 class Outcome(StrEnum):
@@ -63,7 +41,7 @@ def describe_failure(exc: BaseException) -> str:
 
 def generate_report(
     *,
-    deps: WorkerDeps,
+    deps: Deps,
     report_id: uuid.UUID,
     is_final_attempt: Callable[[BaseException], bool],
 ) -> Outcome:
@@ -97,9 +75,10 @@ def generate_report(
                 # The write is atomic: until it returns nothing is visible under
                 # the key, so a process killed here leaves no half-written file.
                 stored = deps.storage.write(ref.storage_key, generator(conn, request))
-            repository.finish_ready(
+            ready = repository.finish_ready(
                 session=session, report=report, size=stored.size, sha256=stored.sha256
             )
+            report_settled(deps=deps, session=session, report=ready)
     except Exception as exc:
         final = is_final_attempt(exc)
         log.error(
@@ -110,13 +89,15 @@ def generate_report(
         )
         with deps.session_factory.begin() as session:
             try:
-                repository.move_status(
+                moved = repository.move_status(
                     session=session,
                     report_id=report_id,
                     expected=ReportStatus.GENERATING,
                     target=ReportStatus.FAILED if final else ReportStatus.PENDING,
                     **({"error_message": GENERATION_FAILED_MESSAGE} if final else {}),
                 )
+                if final:
+                    report_settled(deps=deps, session=session, report=moved)
             except TransitionConflict:
                 log.warning("report %s: moved by another process while failing", report_id)
         if final:

@@ -13,7 +13,7 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Select, bindparam, func, insert, select, update
+from sqlalchemy import Date, Select, Update, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,7 @@ from meritum_api.domains.analytics.exceptions import (
     ReportNotReady,
     TransitionConflict,
 )
+from meritum_api.domains.analytics.keys import storage_key
 from meritum_api.domains.analytics.schemas import ReportPage, ReportView, StoredReportRef
 from meritum_shared.constants.analytics import (
     DOWNLOAD_LINK_EXPIRY_DAYS,
@@ -43,14 +44,10 @@ from meritum_shared.schemas.db import (
 )
 
 R = GeneratedReport
+C = generated_report_contents
 
 #: Dates in list filters are calendar days where the physicians practise.
 LOCAL_TIMEZONE = "America/Edmonton"
-
-
-def storage_key(*, provider_id: uuid.UUID, report_id: uuid.UUID) -> str:
-    """The opaque storage key of a report's file: built from ids only."""
-    return f"reports/{provider_id}/{report_id}"
 
 
 #: Every column but the storage key: what a ReportView is built from.
@@ -172,21 +169,28 @@ def list_reports(
     )
 
 
-def get_download(*, session: Session, ctx: AuthContext, report_id: uuid.UUID) -> StoredReportRef:
-    """The provider's ready report and its key; expiry judged by the database clock."""
+def get_download(
+    *, session: Session, ctx: AuthContext, report_id: uuid.UUID
+) -> tuple[StoredReportRef, bytes]:
+    """The provider's downloadable report, its key and digest; expiry by the database clock.
+
+    One query: PostgreSQL guarantees that a ready report has its digest (a
+    deferred constraint trigger of migration 0006), so the inner join of a
+    downloadable row always finds it.
+    """
     found = session.execute(
-        select(R, R.link_expired.label("expired")).where(
-            R.report_id == report_id, R.provider_id == ctx.provider_id
-        )
+        select(R, R.downloadable.label("downloadable"), C.c.sha256)
+        .outerjoin(C, C.c.report_id == R.report_id)
+        .where(R.report_id == report_id, R.provider_id == ctx.provider_id)
     ).one_or_none()
     if found is None:
         raise ReportNotFound
-    row, expired = found
-    if row.status is ReportStatus.EXPIRED or (row.status is ReportStatus.READY and expired):
+    row, downloadable, sha256 = found
+    if downloadable and sha256 is not None:
+        return StoredReportRef(report=_view(row), storage_key=row.file_path), sha256
+    if row.status in (ReportStatus.READY, ReportStatus.EXPIRED):
         raise ReportExpired(_view(row))
-    if row.status is not ReportStatus.READY:
-        raise ReportNotReady
-    return StoredReportRef(report=_view(row), storage_key=row.file_path)
+    raise ReportNotReady
 
 
 def mark_downloaded(*, session: Session, ctx: AuthContext, report_id: uuid.UUID) -> None:
@@ -305,16 +309,6 @@ def of_type_newest_first(
     )
 
 
-def expired_links(*, limit: int) -> Select[R]:
-    """Rows whose download link has expired and still hold a file, oldest first."""
-    return (
-        select(R)
-        .where(R.link_expired, R.status.in_([ReportStatus.READY, ReportStatus.FAILED]))
-        .order_by(R.download_link_expires_at)
-        .limit(limit)
-    )
-
-
 def oldest_pending(*, limit: int) -> Select[R]:
     """The processing queue: pending reports, oldest first."""
     return select(R).where(R.status == ReportStatus.PENDING).order_by(R.created_at).limit(limit)
@@ -405,42 +399,51 @@ def finish_ready(*, session: Session, report: ReportView, size: int, sha256: byt
     return ready
 
 
-def content_sha256(*, session: Session, ctx: AuthContext, report_id: uuid.UUID) -> bytes | None:
-    """The SHA-256 of the provider's ready report's content, if recorded."""
-    digest: bytes | None = session.execute(
-        select(generated_report_contents.c.sha256)
-        .join(R, R.report_id == generated_report_contents.c.report_id)
+def get_report_with_digest(
+    *, session: Session, ctx: AuthContext, report_id: uuid.UUID
+) -> tuple[ReportView, bytes | None] | None:
+    """One of the provider's reports and its content digest (ready ones), or None."""
+    found = session.execute(
+        select(R, C.c.sha256)
+        .outerjoin(C, C.c.report_id == R.report_id)
         .where(R.report_id == report_id, R.provider_id == ctx.provider_id)
-    ).scalar_one_or_none()
-    return digest
+    ).one_or_none()
+    if found is None:
+        return None
+    row, sha256 = found
+    return _view(row), sha256
 
 
-def expire_due(*, session: Session, limit: int) -> list[str]:
-    """Expire one batch of ready/failed reports past their link; return their storage keys."""
+def expire_due_statement(*, limit: int) -> Update:
+    """The UPDATE of one cleanup batch: settled reports past their link, oldest first."""
     # SKIP LOCKED: a row being downloaded-and-marked or moved by another
     # transaction is left for the next batch instead of blocking this one.
     due = (
         select(R.report_id)
-        .where(R.link_expired, R.status.in_([ReportStatus.READY, ReportStatus.FAILED]))
+        .where(R.settled, R.link_expired)
         .order_by(R.download_link_expires_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
         .cte("due")
     )
-    keys = session.scalars(
+    return (
         update(R)
         .where(R.report_id == due.c.report_id)
         .values(status=ReportStatus.EXPIRED)
         .returning(R.file_path)
-    ).all()
-    return list(keys)
+    )
+
+
+def expire_due(*, session: Session, limit: int) -> list[str]:
+    """Expire one batch of ready/failed reports past their link; return their storage keys."""
+    return list(session.scalars(expire_due_statement(limit=limit)).all())
 
 
 def live_report_ids(*, session: Session, report_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    """Which of these reports still exist in a status that may own a file."""
+    """Which of these reports still hold their file (the orphan sweep keeps those)."""
     if not report_ids:
         return set()
     rows = session.scalars(
-        select(R.report_id).where(R.report_id.in_(report_ids), R.status != ReportStatus.EXPIRED)
+        select(R.report_id).where(R.report_id.in_(report_ids), R.holds_file)
     ).all()
     return set(rows)

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
-from pydantic import ConfigDict
-
-from meritum_shared.schemas.validation.analytics import ReportOut
+from meritum_shared.schemas.db import SafeGeneratedReport
 
 
-class ReportView(ReportOut):
-    """A generated report as services see it: what the API shows, plus its owner.
-
-    Built on the API's contract so the two cannot drift apart; like it, it
-    has no ``file_path``.
-    """
-
-    model_config = ConfigDict(from_attributes=True, frozen=True)
-
-    provider_id: uuid.UUID
+class ReportView(SafeGeneratedReport):
+    """A generated report as services see it: the table's row type less ``file_path``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,29 +1,46 @@
-"""Rules of requesting reports; the caller owns the transaction."""
+"""The reports domain's use cases: the one way in for the API, the web pages and the scheduler.
+
+Transactions: a service function never commits. It writes into the session
+it is given, and the caller (a route, a page, a job) owns the transaction
+with ``session_factory.begin()``; everything a use case writes (the report,
+its job, its audit entry) therefore commits together or not at all. The
+same rule holds in every domain.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Final
 
 import procrastinate
 from sqlalchemy.orm import Session
 
+from meritum_api.audit import repository as audit
 from meritum_api.context import AuthContext
 from meritum_api.domains.analytics import repository
+from meritum_api.domains.analytics.downloads import Download
 from meritum_api.domains.analytics.exceptions import (
     IdempotencyKeyReused,
+    ReportNotFound,
     RequestLimitReached,
     UnsupportedReport,
 )
 from meritum_api.domains.analytics.generators import is_supported
 from meritum_api.domains.analytics.jobs import defer_generation
-from meritum_api.domains.analytics.schemas import ReportView
-from meritum_shared.constants.analytics import ReportFormat, ReportType
+from meritum_api.domains.analytics.schemas import ReportPage, ReportView
+from meritum_shared.constants.analytics import AuditAction, ReportFormat, ReportType
+from meritum_shared.schemas.validation.analytics import (
+    ACCOUNTANT_OUTPUT,
+    AccountantExportRequest,
+    DataPortabilityRequest,
+    ReportListQuery,
+)
 
 
 def request_report(
@@ -50,7 +67,7 @@ def request_report(
         period_end=period_end,
         scheduled=scheduled,
     )
-    defer_generation(app=queue, session=session, report_id=report.report_id)
+    defer_generation(queue=queue, session=session, report_id=report.report_id)
     return report
 
 
@@ -78,7 +95,7 @@ def request_fingerprint(endpoint: str, body: Mapping[str, object]) -> bytes:
     return hashlib.sha256(canonical.encode()).digest()
 
 
-def request_once(
+def _request_once(
     *,
     session: Session,
     ctx: AuthContext,
@@ -155,3 +172,134 @@ def _check_portability_limit(*, session: Session, ctx: AuthContext) -> None:
                 session=session, ctx=ctx, report_type=ReportType.DATA_PORTABILITY, hours=24
             ),
         )
+
+
+def request_accountant_export(
+    *,
+    session: Session,
+    ctx: AuthContext,
+    queue: procrastinate.App,
+    request: AccountantExportRequest,
+    idempotency_key: str | None = None,
+) -> Requested:
+    """Queue an accountant export of a period (audited as report_generated)."""
+    report_type, format = ACCOUNTANT_OUTPUT[request.format]
+    requested = _request_once(
+        session=session,
+        ctx=ctx,
+        queue=queue,
+        idempotency_key=idempotency_key,
+        fingerprint=request_fingerprint("accountant", request.model_dump(mode="json")),
+        report_type=report_type,
+        format=format,
+        period_start=request.period_start,
+        period_end=request.period_end,
+    )
+    if not requested.replayed:
+        audit.record(
+            session=session,
+            ctx=ctx,
+            action=AuditAction.REPORT_GENERATED,
+            resource_id=requested.report.report_id,
+            details={"report_type": report_type.value, "format": format.value},
+        )
+    return requested
+
+
+def request_data_portability(
+    *,
+    session: Session,
+    ctx: AuthContext,
+    queue: procrastinate.App,
+    request: DataPortabilityRequest,
+    idempotency_key: str | None = None,
+) -> Requested:
+    """Queue an export of all of the physician's data; at most 3 a day (audited, sensitive)."""
+    protected = request.password is not None
+    # The password itself never enters the fingerprint: only whether one was given.
+    requested = _request_once(
+        session=session,
+        ctx=ctx,
+        queue=queue,
+        idempotency_key=idempotency_key,
+        fingerprint=request_fingerprint("data-portability", {"password": protected}),
+        report_type=ReportType.DATA_PORTABILITY,
+        format=ReportFormat.ZIP,
+        period_start=None,
+        period_end=None,
+    )
+    if not requested.replayed:
+        audit.record(
+            session=session,
+            ctx=ctx,
+            action=AuditAction.DATA_PORTABILITY_REQUESTED,
+            resource_id=requested.report.report_id,
+            details={"password_protected": protected},
+            sensitive=True,
+        )
+    return requested
+
+
+def list_reports(*, session: Session, ctx: AuthContext, query: ReportListQuery) -> ReportPage:
+    """A page of the physician's reports, newest first, with the filtered total."""
+    return repository.list_reports(
+        session=session,
+        ctx=ctx,
+        limit=query.limit,
+        offset=query.offset,
+        report_type=query.report_type,
+        start_date=query.start_date,
+        end_date=query.end_date,
+    )
+
+
+def _download_action(report: ReportView) -> AuditAction:
+    if report.report_type is ReportType.DATA_PORTABILITY:
+        return AuditAction.DATA_PORTABILITY_DOWNLOADED
+    return AuditAction.REPORT_DOWNLOADED
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDetails:
+    """One report with what its detail page shows beyond the row."""
+
+    report: ReportView
+    #: The content's SHA-256 (ready reports only).
+    sha256: bytes | None
+    #: From the audit trail: the first completed download and how many there were.
+    first_downloaded_at: datetime | None
+    download_count: int
+
+
+def report_detail(*, session: Session, ctx: AuthContext, report_id: uuid.UUID) -> ReportDetails:
+    """The report, its digest when ready, and its download history; ReportNotFound if not theirs."""
+    found = repository.get_report_with_digest(session=session, ctx=ctx, report_id=report_id)
+    if found is None:
+        raise ReportNotFound
+    report, digest = found
+    first, count = audit.first_and_count(
+        session=session, ctx=ctx, resource_id=report_id, action=_download_action(report)
+    )
+    return ReportDetails(
+        report=report, sha256=digest, first_downloaded_at=first, download_count=count
+    )
+
+
+def download_for(*, session: Session, ctx: AuthContext, report_id: uuid.UUID) -> Download:
+    """The provider's downloadable report; ReportNotFound (not theirs, not ready), ReportExpired."""
+    ref, digest = repository.get_download(session=session, ctx=ctx, report_id=report_id)
+    return Download(report=ref.report, storage_key=ref.storage_key, sha256=digest)
+
+
+def record_download(*, session: Session, ctx: AuthContext, report: ReportView) -> None:
+    """Mark the report downloaded and audit it (sensitive for data portability), together."""
+    repository.mark_downloaded(session=session, ctx=ctx, report_id=report.report_id)
+    action = _download_action(report)
+    audit.record(
+        session=session,
+        ctx=ctx,
+        action=action,
+        resource_id=report.report_id,
+        details={"bytes": report.file_size_bytes},
+        sensitive=action is AuditAction.DATA_PORTABILITY_DOWNLOADED,
+    )

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    and_,
     false,
     func,
     text,
@@ -53,6 +54,7 @@ def _varchar_enum(enum: type[StrEnum], length: int) -> Enum:
 
 
 _PORTABILITY = f"'{ReportType.DATA_PORTABILITY.value}'"
+_SETTLED = (ReportStatus.READY, ReportStatus.FAILED)
 
 
 class GeneratedReport(Base):
@@ -87,14 +89,6 @@ class GeneratedReport(Base):
         ),
         Index("ix_generated_reports_download_link_expires_at", "download_link_expires_at"),
         Index("ix_generated_reports_status", "status"),
-        # Beyond the spec's four: the cleanup job visits only rows that still
-        # hold a file. Without this partial index each expiry batch re-scans
-        # every row already expired (quadratic; see test_query_plans.py).
-        Index(
-            "ix_generated_reports_cleanup_due",
-            "download_link_expires_at",
-            postgresql_where=text("status IN ('ready', 'failed')"),
-        ),
     )
 
     report_id: Mapped[uuid.UUID] = mapped_column(
@@ -136,6 +130,39 @@ class GeneratedReport(Base):
         # cleanup job both ask PostgreSQL, so they can never disagree.
         return cls.download_link_expires_at <= func.now()
 
+    @hybrid_property
+    def holds_file(self) -> bool:
+        """Whether the row may still own a file under its key (every status but expired).
+
+        The orphan sweep keeps exactly these rows' files.
+        """
+        return self.status is not ReportStatus.EXPIRED
+
+    @holds_file.inplace.expression
+    @classmethod
+    def _holds_file_expression(cls) -> ColumnElement[bool]:
+        return cls.status != ReportStatus.EXPIRED
+
+    @hybrid_property
+    def settled(self) -> bool:
+        """Whether generation has ended (ready or failed): what the retention cleanup expires."""
+        return self.status in _SETTLED
+
+    @settled.inplace.expression
+    @classmethod
+    def _settled_expression(cls) -> ColumnElement[bool]:
+        return cls.status.in_(_SETTLED)
+
+    @hybrid_property
+    def downloadable(self) -> bool:
+        """Whether the report can be downloaded now: ready, and its link not expired."""
+        return self.status is ReportStatus.READY and not self.link_expired
+
+    @downloadable.inplace.expression
+    @classmethod
+    def _downloadable_expression(cls) -> ColumnElement[bool]:
+        return and_(cls.status == ReportStatus.READY, ~cls.link_expired)
+
     def __repr__(self) -> str:
         # Deliberately omits file_path: it must never reach a log line.
         return (
@@ -145,6 +172,15 @@ class GeneratedReport(Base):
 
 
 generated_reports: Table = cast(Table, GeneratedReport.__table__)
+
+# Beyond the spec's four: the cleanup job visits only settled rows (those it
+# may expire). Without this partial index each expiry batch re-scans every
+# row already expired (quadratic; see test_query_plans.py).
+Index(
+    "ix_generated_reports_cleanup_due",
+    GeneratedReport.download_link_expires_at,
+    postgresql_where=GeneratedReport.settled,
+)
 
 
 class GeneratedReportContent(Base):
@@ -223,6 +259,30 @@ class InsertGeneratedReport(BaseModel):
     def to_values(self) -> dict[str, Any]:
         """Column values for an INSERT, leaving unset defaults to PostgreSQL."""
         return self.model_dump(exclude_none=True)
+
+
+class SafeGeneratedReport(BaseModel):
+    """A row of ``generated_reports`` without its storage key: what code outside storage sees.
+
+    Its fields are :class:`SelectGeneratedReport`'s, in column order, less
+    ``file_path`` (a test holds the two together).
+    """
+
+    model_config = ConfigDict(from_attributes=True, frozen=True)
+
+    report_id: uuid.UUID
+    provider_id: uuid.UUID
+    report_type: ReportType
+    format: ReportFormat
+    period_start: date | None
+    period_end: date | None
+    file_size_bytes: int
+    download_link_expires_at: AwareDatetime
+    downloaded: bool
+    scheduled: bool
+    status: ReportStatus
+    error_message: str | None
+    created_at: AwareDatetime
 
 
 class SelectGeneratedReport(BaseModel):
