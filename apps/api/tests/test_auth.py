@@ -249,6 +249,68 @@ def test_login_rehashes_a_hash_made_with_old_parameters(
     assert PasswordHasher().verify(stored, account.password)
 
 
+NUL_MESSAGE = "Must not contain a NUL character"
+SURROGATE_MESSAGE = "Must be text that can be encoded as UTF-8"
+
+
+def _auth_rows(engine: Engine) -> tuple[int, ...]:
+    with engine.connect() as conn:
+        return tuple(
+            conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in ("auth_sessions", "audit_log", "users")
+        )
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        # NUL reached PostgreSQL (psycopg.DataError, a 500) before the fix.
+        (
+            b'{"email": "dr\\u0000@clinic.example", "password": "%(password)s"}',
+            "email",
+            NUL_MESSAGE,
+        ),
+        # A lone surrogate reached argon2 (UnicodeEncodeError, a 500).
+        (b'{"email": "%(email)s", "password": "\\ud800"}', "password", SURROGATE_MESSAGE),
+        (b'{"email": "%(email)s", "password": "pass\\u0000word-long"}', "password", NUL_MESSAGE),
+        (
+            b'{"email": "dr\\udfff@clinic.example", "password": "%(password)s"}',
+            "email",
+            SURROGATE_MESSAGE,
+        ),
+        # The same surrogate as raw bytes (invalid UTF-8 that Python's JSON decoder lets through).
+        (b'{"email": "%(email)s", "password": "\xed\xa0\x80"}', "password", SURROGATE_MESSAGE),
+        # Bytes that are no UTF-8 at all.
+        (
+            b'{"email": "dr\xff@clinic.example", "password": "%(password)s"}',
+            "body",
+            "The request body must be UTF-8 encoded JSON",
+        ),
+    ],
+)
+def test_malformed_text_is_refused_before_the_database_or_the_hash(
+    client: httpx.Client,
+    engine: Engine,
+    physician: Account,
+    body: bytes,
+    field: str,
+    message: str,
+) -> None:
+    before = _auth_rows(engine)
+    content = body % {b"email": physician.email.encode(), b"password": physician.password.encode()}
+    response = client.post(LOGIN, content=content, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json() == {
+        "error": {
+            "code": "VALIDATION_ERROR",
+            "message": "Request validation failed",
+            "details": [{"field": field, "message": message}],
+        }
+    }
+    assert "set-cookie" not in response.headers
+    assert _auth_rows(engine) == before
+
+
 # --- sessions ---
 
 

@@ -8,24 +8,31 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
-from typing import Any
+import re
+import types
+import typing
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Union
 from urllib.parse import quote
 
 import httpx
 import pytest
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from sqlalchemy import Engine, text
 
-from apiserver import add_account, bearer, serve, settings_for
+from apiserver import Account, add_account, bearer, serve, settings_for
 from meritum_api.app import create_app
 from meritum_api.deps import Deps, Role, build_deps
 from meritum_shared.schemas.validation.analytics import (
     AccountantExportRequest,
     DataPortabilityRequest,
 )
+from meritum_shared.schemas.validation.text import SAFE_TEXT
 
 BASE = "/api/v1/reports"
 FUZZ = settings(
@@ -51,8 +58,12 @@ def client(runtime: Deps) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="module")
-def auth(client: httpx.Client, runtime: Deps) -> dict[str, str]:
-    account = add_account(runtime.engine)
+def account(runtime: Deps) -> Account:
+    return add_account(runtime.engine)
+
+
+@pytest.fixture(scope="module")
+def auth(client: httpx.Client, account: Account) -> dict[str, str]:
     response = client.post(
         "/api/v1/auth/login", json={"email": account.email, "password": account.password}
     )
@@ -64,7 +75,13 @@ def snapshot(engine: Engine) -> tuple[int, ...]:
     with engine.connect() as conn:
         return tuple(
             conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
-            for table in ("generated_reports", "report_idempotency_keys", "audit_log")
+            for table in (
+                "generated_reports",
+                "report_idempotency_keys",
+                "audit_log",
+                "auth_sessions",
+                "users",
+            )
         )
 
 
@@ -219,3 +236,186 @@ def test_id_routes_with_garbage(
     response = client.request(method, path, headers=headers)
     assert_clean_refusal(response)
     assert snapshot(runtime.engine) == before
+
+
+# --- text that PostgreSQL, a digest or a password hash cannot take --------------
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a string enters one endpoint."""
+
+    method: str
+    path: str
+    #: "json" (a field's value), "key" (an unknown key), "query", "path" or "cookie".
+    place: str
+    name: str = ""
+
+
+VALID_BODIES: dict[str, dict[str, Any]] = {
+    f"{BASE}/accountant": {
+        "period_start": "2026-01-01",
+        "period_end": "2026-03-31",
+        "format": "csv",
+    },
+    f"{BASE}/data-portability": {"password": "a long enough password"},
+}
+SOME_ID = "0b5c4f1e-8c1d-4f7a-9a51-1f0f3f0d6a11"
+TARGETS = [
+    *(Target("POST", "/api/v1/auth/login", "json", f) for f in ("email", "password")),
+    Target("POST", "/api/v1/auth/login", "key"),
+    *(
+        Target("POST", f"{BASE}/accountant", "json", f)
+        for f in ("period_start", "period_end", "format")
+    ),
+    Target("POST", f"{BASE}/accountant", "key"),
+    Target("POST", f"{BASE}/data-portability", "json", "password"),
+    Target("POST", f"{BASE}/data-portability", "key"),
+    *(
+        Target("GET", BASE, "query", f)
+        for f in ("report_type", "start_date", "end_date", "limit", "offset")
+    ),
+    Target("GET", f"{BASE}/{{}}", "path"),
+    Target("GET", f"{BASE}/{{}}/download", "path"),
+    Target("HEAD", f"{BASE}/{{}}/download", "path"),
+    # Header values arrive latin-1 decoded and the HTTP parser refuses NUL in
+    # them; a cookie's octal escapes (\\000) are the one way NUL gets into one.
+    Target("GET", "/api/v1/auth/me", "cookie"),
+    Target("POST", "/api/v1/auth/logout", "cookie"),
+    Target("GET", BASE, "cookie"),
+]
+
+surrounding = st.text(max_size=20)
+lone_surrogates = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+bad_text = st.one_of(
+    st.tuples(surrounding, surrounding).map(lambda t: t[0] + "\x00" + t[1]),
+    st.tuples(surrounding, lone_surrogates, surrounding).map("".join),
+    # Longer than any field allows (passwords: 1,024), and past the body limit.
+    st.integers(1_100, 70_000).map(lambda n: "x" * n),
+)
+
+
+def _raw(value: str, encoding: str) -> bytes:
+    """``value`` as bytes on the wire, surrogates included as a sloppy client sends them."""
+    if encoding == "bytes":  # U+DC80..U+DCFF stand for single bytes that are no UTF-8
+        return b"".join(
+            bytes([ord(c) - 0xDC00])
+            if 0xDC80 <= ord(c) <= 0xDCFF
+            else c.encode("utf-8", "surrogatepass")
+            for c in value
+        )
+    return value.encode("utf-8", "surrogatepass")
+
+
+def _json(body: dict[str, Any], encoding: str) -> bytes:
+    if encoding == "escaped":  # "\\ud800", "\\u0000": ASCII-only, valid JSON
+        return json.dumps(body).encode()
+    return _raw(json.dumps(body, ensure_ascii=False), encoding)
+
+
+def _octal(value: str) -> str:
+    return "".join(f"\\{ord(c):03o}" if ord(c) < 256 else "\\377" for c in value[:2_000])
+
+
+_ECHOED = re.compile(r"\\u0000|\\u[dD][89a-fA-F][0-9a-fA-F]{2}|\x00")
+
+
+@FUZZ
+@given(
+    target=st.sampled_from(TARGETS),
+    bad=bad_text,
+    encoding=st.sampled_from(["escaped", "surrogatepass", "bytes"]),
+)
+def test_unstorable_text_is_refused_by_every_endpoint(
+    client: httpx.Client,
+    runtime: Deps,
+    account: Account,
+    auth: dict[str, str],
+    target: Target,
+    bad: str,
+    encoding: str,
+) -> None:
+    headers: dict[str, str] = {} if target.place == "cookie" else dict(auth)
+    content: bytes | None = None
+    path = target.path
+    if target.place in ("json", "key"):
+        if target.path.endswith("/login"):
+            base = {"email": account.email, "password": account.password}
+        else:
+            base = dict(VALID_BODIES[target.path])
+        body = {**base, target.name: bad} if target.place == "json" else {**base, bad: "x"}
+        content = _json(body, encoding)
+        headers["Content-Type"] = "application/json"
+    elif target.place in ("query", "path"):
+        piece = quote(_raw(bad[:6_000], encoding), safe="")
+        path = f"{path}?{target.name}={piece}" if target.place == "query" else path.format(piece)
+    else:
+        headers["Cookie"] = f'meritum_session="{_octal(bad)}"'
+    path = path.format(SOME_ID)
+    before = snapshot(runtime.engine)
+    response = client.request(target.method, path, content=content, headers=headers)
+    assert_clean_refusal(response)
+    assert not _ECHOED.search(response.text), response.text[:300]
+    assert "x" * 1_000 not in response.text
+    assert "set-cookie" not in response.headers
+    assert snapshot(runtime.engine) == before
+
+
+def _unchecked_text(where: str, annotation: Any, metadata: list[Any]) -> list[str]:
+    """The places under ``annotation`` where a string is accepted without SAFE_TEXT."""
+    if typing.get_origin(annotation) is Annotated:
+        inner, *extra = typing.get_args(annotation)
+        return _unchecked_text(where, inner, [*metadata, *extra])
+    if typing.get_origin(annotation) in (Union, types.UnionType, list, tuple, set, dict):
+        return [
+            problem
+            for arg in typing.get_args(annotation)
+            for problem in _unchecked_text(where, arg, metadata)
+        ]
+    if annotation in (str, SecretStr):
+        return [] if SAFE_TEXT in metadata else [where]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [
+            problem
+            for name, field in annotation.model_fields.items()
+            for problem in _unchecked_text(f"{where}.{name}", field.annotation, field.metadata)
+        ]
+    return []
+
+
+def _inputs(dependant: Dependant) -> Iterator[Any]:
+    yield from dependant.path_params
+    yield from dependant.query_params
+    yield from dependant.header_params
+    yield from dependant.cookie_params
+    yield from dependant.body_params
+    for sub in dependant.dependencies:
+        yield from _inputs(sub)
+
+
+def _api_routes(routes: Iterable[Any]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif (included := getattr(route, "original_router", None)) is not None:
+            yield from _api_routes(included.routes)  # an included router, kept as one entry
+
+
+def test_every_text_input_of_every_route_goes_through_the_text_validator(
+    runtime: Deps,
+) -> None:
+    app = create_app(runtime)
+    routes = list(_api_routes(app.routes))
+    assert len(routes) >= 10
+    unchecked: list[str] = []
+    names: set[str] = set()
+    for route in routes:
+        for param in _inputs(route.dependant):
+            names.add(param.name)
+            info = param.field_info
+            unchecked += _unchecked_text(
+                f"{route.path} {param.name}", info.annotation, list(info.metadata)
+            )
+    # The walk saw the inputs that take text (the test would pass vacuously otherwise).
+    assert {"body", "query", "idempotency_key", "range_header", "if_range"} <= names
+    assert unchecked == []

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from meritum_shared.schemas.validation.analytics import (
     MAX_EXPORT_DAYS,
@@ -17,6 +18,12 @@ from meritum_shared.schemas.validation.analytics import (
     DataPortabilityRequest,
     Pagination,
     ReportListQuery,
+)
+from meritum_shared.schemas.validation.text import (
+    ENCODING_MESSAGE,
+    NUL_MESSAGE,
+    SecretText,
+    Text,
 )
 
 
@@ -99,3 +106,61 @@ def test_list_query_defaults_and_pagination_names() -> None:
         "pageSize": 20,
         "hasMore": False,
     }
+
+
+# --- text a client may send -------------------------------------------------------
+
+_text = TypeAdapter(Text)
+_secret = TypeAdapter(SecretText)
+
+
+@given(value=st.text(st.characters(codec="utf-8", exclude_characters="\x00")))
+def test_storable_text_passes_unchanged(value: str) -> None:
+    assert _text.validate_python(value) == value
+    assert _secret.validate_python(value).get_secret_value() == value
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "message"),
+    [
+        ("dr\x00@clinic.example", "text_nul", NUL_MESSAGE),
+        ("\x00", "text_nul", NUL_MESSAGE),
+        ("\ud800", "text_encoding", ENCODING_MESSAGE),
+        ("pass\udfffword", "text_encoding", ENCODING_MESSAGE),
+        ("é\udc80", "text_encoding", ENCODING_MESSAGE),
+    ],
+)
+def test_unstorable_text_is_refused_saying_why(value: str, kind: str, message: str) -> None:
+    for adapter in (_text, _secret):
+        with pytest.raises(ValidationError) as refused:
+            adapter.validate_python(value)
+        (error,) = refused.value.errors()
+        assert (error["type"], error["msg"]) == (kind, message)
+    with pytest.raises(ValidationError):
+        _text.validate_json(json.dumps(value))  # the JSON escapes, "\u0000" and "\ud800"
+
+
+def test_non_text_is_left_to_the_type() -> None:
+    with pytest.raises(ValidationError) as refused:
+        _text.validate_python(12)
+    assert refused.value.errors()[0]["type"] == "string_type"
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [
+        ("x" * 11, "Must have at least 12 characters"),
+        ("x" * 129, "Must have at most 128 characters"),
+        ("twelve chars\x00", NUL_MESSAGE),
+        ("twelve chars\ud800", ENCODING_MESSAGE),
+    ],
+)
+def test_archive_password_messages_speak_of_characters(password: str, message: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        DataPortabilityRequest.model_validate({"password": password})
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("password",)
+    assert error["msg"] == message
+    assert "x" * 11 not in str(refused.value.errors(include_input=False))
+    for fine in ("x" * 12, "x" * 128, "ça-fait-douze"):
+        assert DataPortabilityRequest.model_validate({"password": fine}).password is not None

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from meritum_api.auth.passwords import MAX_PASSWORD_LENGTH
 from meritum_shared.constants.auth import Permission, UserRole
+from meritum_shared.schemas.validation.text import SecretLength, SecretText, Text
 
 
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    email: str = Field(min_length=3, max_length=254)
-    #: SecretStr keeps the password out of reprs and logs.
-    password: SecretStr = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+    email: Text = Field(min_length=3, max_length=254)
+    #: A secret: kept out of reprs and logs.
+    password: Annotated[SecretText, SecretLength(1, MAX_PASSWORD_LENGTH)]
 
 
 class Me(BaseModel):

@@ -11,6 +11,7 @@ unexpected exception (SQL, a storage key, a traceback) is ever echoed.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
@@ -120,13 +121,28 @@ def internal_error_response(request_id: str | None) -> JSONResponse:
 # --- request validation ---
 
 _LOCATIONS: Final = frozenset({"body", "query", "path", "header", "cookie"})
+#: A name a client may see again: a field of ours, or an ordinary unknown key.
+_FIELD_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+#: Pydantic messages that quote part of the input, and what is said instead.
+_QUOTING_MESSAGES: Final[Mapping[str, str]] = {
+    "uuid_parsing": "Input should be a valid UUID",
+}
+NOT_UTF8_MESSAGE: Final = "The request body must be UTF-8 encoded JSON"
 
 
 def _field(loc: Sequence[Any]) -> str:
-    parts = [str(part) for part in loc]
+    parts = list(loc)
     if len(parts) > 1 and parts[0] in _LOCATIONS:
         parts = parts[1:]
-    return ".".join(parts) or "body"
+    # An unknown key is the client's text: named only when it is a plain
+    # identifier (never NUL, a surrogate, or a number that could be a PHN).
+    shown = [
+        str(part)
+        if isinstance(part, int) or (isinstance(part, str) and _FIELD_NAME.fullmatch(part))
+        else "(unnamed)"
+        for part in parts
+    ]
+    return ".".join(shown) or "body"
 
 
 def validation_details(errors: Sequence[Any]) -> list[dict[str, str]]:
@@ -134,18 +150,27 @@ def validation_details(errors: Sequence[Any]) -> list[dict[str, str]]:
 
     Pydantic's ``msg`` describes the rule ("String should have at least 12
     characters"); ``input`` and ``ctx`` would carry the value, and a value
-    may be a password or a PHN, so they are dropped.
+    may be a password or a PHN, so they are dropped, as are the few messages
+    that quote a piece of the input.
     """
     details: list[dict[str, str]] = []
     for error in errors:
         if not isinstance(error, Mapping):
             continue
-        if error.get("type") == "json_invalid":
+        kind = error.get("type")
+        if kind == "json_invalid":
             details.append({"field": "body", "message": "Malformed JSON"})
             continue
-        message = str(error.get("msg", "Invalid value"))[:_MAX_MESSAGE]
-        details.append({"field": _field(error.get("loc", ())), "message": message})
+        message = _QUOTING_MESSAGES.get(str(kind)) or str(error.get("msg", "Invalid value"))
+        if not message.isprintable():
+            message = "Invalid value"
+        details.append({"field": _field(error.get("loc", ())), "message": message[:_MAX_MESSAGE]})
     return details
+
+
+def validation_error_response(details: list[dict[str, str]]) -> JSONResponse:
+    """The 400 of a request that breaks its contract, saying which field and why."""
+    return error_response(400, "VALIDATION_ERROR", "Request validation failed", details)
 
 
 # --- handlers ---
@@ -158,15 +183,16 @@ async def _handle_api_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(
-        400, "VALIDATION_ERROR", "Request validation failed", validation_details(exc.errors())
-    )
+    return validation_error_response(validation_details(exc.errors()))
 
 
 async def _handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
     # Raised by the framework itself (unknown route, wrong method, body too
     # large): the message is ours, ``exc.detail`` is not passed on.
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI could not decode the JSON body's bytes at all.
+        return validation_error_response([{"field": "body", "message": NOT_UTF8_MESSAGE}])
     code, message = STANDARD_ERRORS.get(exc.status_code, ("ERROR", "Request failed"))
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in _PASSED_HEADERS}
     return error_response(exc.status_code, code, message, headers=headers)

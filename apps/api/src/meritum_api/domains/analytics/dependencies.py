@@ -13,10 +13,11 @@ from meritum_api.domains.analytics import service
 from meritum_api.domains.analytics.downloads import Download
 from meritum_api.http.deps import AppDeps
 from meritum_shared.constants.auth import Permission
+from meritum_shared.schemas.validation.text import Text
 
 #: An optional ``Idempotency-Key``: 1 to 255 visible ASCII characters.
 IdempotencyKey = Annotated[
-    str | None,
+    Text | None,
     Header(
         alias="Idempotency-Key",
         min_length=1,

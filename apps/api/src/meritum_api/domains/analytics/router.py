@@ -37,6 +37,7 @@ from meritum_shared.schemas.validation.analytics import (
     ReportListQuery,
     ReportOut,
 )
+from meritum_shared.schemas.validation.text import Text
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 
@@ -164,10 +165,10 @@ def get_report(report_id: uuid.UUID, ctx: Viewer, deps: AppDeps) -> Response:
 
 
 RangeHeader = Annotated[
-    str | None, Header(alias="Range", description="bytes=start-end[, …]: resume or sample")
+    Text | None, Header(alias="Range", description="bytes=start-end[, …]: resume or sample")
 ]
 IfRangeHeader = Annotated[
-    str | None, Header(alias="If-Range", description="The ETag the partial copy was read under")
+    Text | None, Header(alias="If-Range", description="The ETag the partial copy was read under")
 ]
 
 

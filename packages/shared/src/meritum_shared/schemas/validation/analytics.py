@@ -18,17 +18,18 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    SecretStr,
     model_validator,
 )
 
 from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType
+from meritum_shared.schemas.validation.text import SecretLength, SecretText
 
 #: The longest period an accountant export may cover.
 MAX_EXPORT_DAYS: Final = 731  # two years, a leap day included
 #: The shortest password that may protect a data portability archive.
 MIN_ARCHIVE_PASSWORD: Final = 12
 MAX_ARCHIVE_PASSWORD: Final = 128
+ArchivePassword = Annotated[SecretText, SecretLength(MIN_ARCHIVE_PASSWORD, MAX_ARCHIVE_PASSWORD)]
 MAX_PAGE_SIZE: Final = 100
 DEFAULT_PAGE_SIZE: Final = 20
 #: Offsets beyond this are refused rather than scanned.
@@ -89,9 +90,7 @@ class DataPortabilityRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    password: SecretStr | None = Field(
-        default=None, min_length=MIN_ARCHIVE_PASSWORD, max_length=MAX_ARCHIVE_PASSWORD
-    )
+    password: ArchivePassword | None = None
 
 
 class ReportListQuery(BaseModel):
