@@ -133,6 +133,17 @@ def test_every_response_carries_the_security_headers(client: httpx.Client) -> No
     assert len(ids) == len(responses)
 
 
+def test_every_error_answer_carries_the_error_body(client: httpx.Client) -> None:
+    for name, response in _requests(client).items():
+        if response.status_code < 400:
+            continue
+        assert response.headers["content-type"] == "application/json", name
+        error = response.json()["error"]
+        assert set(error) <= {"code", "message", "details"}, name
+        assert error["code"], name
+        assert error["message"], name
+
+
 def test_docs_are_served_only_in_development(
     client: httpx.Client, engine: Engine, db_url: str
 ) -> None:

@@ -556,6 +556,19 @@ def test_unsatisfiable_range_and_if_range(
     refused = client.get(url, headers={**auth, "Range": f"bytes={len(CONTENT)}-"})
     assert refused.status_code == 416
     assert refused.headers["content-range"] == f"bytes */{len(CONTENT)}"
+    assert refused.headers["content-type"] == "application/json"
+    assert "content-disposition" not in refused.headers  # the body is not the file
+    assert refused.json() == {
+        "error": {
+            "code": "RANGE_NOT_SATISFIABLE",
+            "message": "No requested range overlaps the file",
+            "details": {"size": len(CONTENT)},
+        }
+    }
+    head = client.head(url, headers={**auth, "Range": f"bytes={len(CONTENT)}-"})
+    assert head.status_code == 416
+    assert head.headers["content-range"] == f"bytes */{len(CONTENT)}"
+    assert head.content == b""
     etag = client.head(url, headers=auth).headers["etag"]
     resumed = client.get(url, headers={**auth, "Range": "bytes=10-19", "If-Range": etag})
     assert resumed.status_code == 206

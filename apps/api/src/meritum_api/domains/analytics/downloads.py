@@ -23,6 +23,7 @@ from meritum_api.domains.analytics.ranges import (
     parse_range,
 )
 from meritum_api.domains.analytics.schemas import ReportView
+from meritum_api.http.errors import ApiError, api_error_response
 from meritum_api.storage.base import ReportStorage
 from meritum_shared.constants.analytics import ReportFormat, ReportType
 
@@ -33,6 +34,7 @@ CONTENT_TYPES = {
     ReportFormat.PDF: "application/pdf",
     ReportFormat.ZIP: "application/zip",
 }
+RANGE_MESSAGE = "No requested range overlaps the file"
 _EXTENSIONS = {ReportFormat.CSV: "csv", ReportFormat.PDF: "pdf", ReportFormat.ZIP: "zip"}
 
 
@@ -89,7 +91,10 @@ def respond(
         )
     except RangeNotSatisfiable:
         headers["Content-Range"] = f"bytes */{size}"
-        return Response(status_code=416, headers=headers)
+        del headers["Content-Disposition"]  # the body is the error, not the file
+        return api_error_response(
+            ApiError(416, "RANGE_NOT_SATISFIABLE", RANGE_MESSAGE, {"size": size}, headers)
+        )
     key = download.storage_key
 
     if ranges is None:

@@ -45,5 +45,5 @@ DOWNLOAD_RESPONSES: Responses = {
     },
     404: _error("No such report of this physician, or it is not ready"),
     410: _error("The download link has expired; details say why and which request makes it again"),
-    416: {"description": "No requested range overlaps the file; see Content-Range"},
+    416: _error("No requested range overlaps the file; Content-Range gives its size"),
 }
