@@ -263,6 +263,85 @@ def test_data_portability_is_refused_while_its_generator_does_not_exist(
     assert count_rows(runtime.engine) == before
 
 
+TOO_LONG = (
+    "Must be before the same day two years after period_start (a period covers at most two years)"
+)
+
+
+def own_reports(engine: Engine, account: Account) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT count(*) FROM generated_reports WHERE provider_id = :p"),
+                {"p": account.provider_id},
+            ).scalar_one()
+        )
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "message"),
+    [
+        (
+            "accountant",
+            {"period_start": "2024-03-31", "period_end": "2026-03-31"},
+            "period_end",
+            TOO_LONG,
+        ),
+        (
+            "accountant",
+            {"period_start": "2024-02-29", "period_end": "2026-02-28"},
+            "period_end",
+            TOO_LONG,
+        ),
+        (
+            "accountant",
+            {"period_start": "2026-03-31", "period_end": "2026-03-30"},
+            "period_end",
+            "Must not be before period_start",
+        ),
+        ("data-portability", {"password": "short"}, "password", "Must have at least 12 characters"),
+        (
+            "data-portability",
+            {"password": "x" * 129},
+            "password",
+            "Must have at most 128 characters",
+        ),
+    ],
+)
+def test_request_rules_answer_400_naming_the_field(
+    client: httpx.Client,
+    runtime: Deps,
+    path: str,
+    body: dict[str, str],
+    field: str,
+    message: str,
+) -> None:
+    account = add_account(runtime.engine)
+    auth = token_of(client, account)
+    if path == "accountant":
+        body = {**body, "format": "csv"}
+    response = client.post(f"{BASE}/{path}", json=body, headers=auth)
+    assert response.status_code == 400, response.text
+    assert response.json() == {
+        "error": {
+            "code": "VALIDATION_ERROR",
+            "message": "Request validation failed",
+            "details": [{"field": field, "message": message}],
+        }
+    }
+    assert own_reports(runtime.engine, account) == 0
+
+
+def test_the_longest_period_is_accepted(client: httpx.Client, runtime: Deps) -> None:
+    account = add_account(runtime.engine)
+    auth = token_of(client, account)
+    body = {"period_start": "2024-03-31", "period_end": "2026-03-30", "format": "csv"}
+    assert client.post(f"{BASE}/accountant", json=body, headers=auth).status_code == 201
+    leap = {"period_start": "2024-02-29", "period_end": "2026-02-27", "format": "csv"}
+    assert client.post(f"{BASE}/accountant", json=leap, headers=auth).status_code == 201
+    assert own_reports(runtime.engine, account) == 2
+
+
 def test_data_portability_is_limited_to_three_a_day(client: httpx.Client, runtime: Deps) -> None:
     account = add_account(runtime.engine)
     with runtime.engine.begin() as conn:

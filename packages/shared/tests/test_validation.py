@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 from datetime import date, timedelta
 from typing import Any
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from meritum_shared.schemas.validation.analytics import (
-    MAX_EXPORT_DAYS,
+    PERIOD_LENGTH_MESSAGE,
     AccountantExportRequest,
     AccountantFormat,
     DataPortabilityRequest,
@@ -56,18 +57,67 @@ def test_accountant_request_refusals(body: dict[str, Any]) -> None:
         AccountantExportRequest.model_validate(body)
 
 
+def _two_years_after(start: date) -> date:
+    # The oracle, written apart from the model: the same month and day two
+    # years on, the last day of that month when it is shorter (29 Feb → 28 Feb).
+    year = start.year + 2
+    return date(year, start.month, min(start.day, calendar.monthrange(year, start.month)[1]))
+
+
 @given(start=st.dates(date(2000, 1, 1), date(2090, 1, 1)), days=st.integers(0, 2000))
 def test_two_year_limit(start: date, days: int) -> None:
+    end = start + timedelta(days=days)
     body = {
         "period_start": start.isoformat(),
-        "period_end": (start + timedelta(days=days)).isoformat(),
+        "period_end": end.isoformat(),
         "format": "pdf_detail",
     }
-    if days < MAX_EXPORT_DAYS:
+    if end < _two_years_after(start):
         AccountantExportRequest.model_validate(body)
     else:
-        with pytest.raises(ValidationError):
+        with pytest.raises(ValidationError) as refused:
             AccountantExportRequest.model_validate(body)
+        (error,) = refused.value.errors()
+        assert (error["loc"], error["msg"]) == (("period_end",), PERIOD_LENGTH_MESSAGE)
+
+
+@pytest.mark.parametrize(
+    ("start", "longest"),
+    [
+        ("2024-03-31", "2026-03-30"),
+        ("2024-01-01", "2025-12-31"),
+        ("2023-03-01", "2025-02-28"),  # 731 days: the leap day of 2024 is inside
+        ("2024-02-28", "2026-02-27"),
+        # Two years after 29 February is 28 February (as PostgreSQL's
+        # date + interval '2 years' says): the period never exceeds two years.
+        ("2024-02-29", "2026-02-27"),
+        ("2027-02-28", "2029-02-27"),
+        ("2026-12-31", "2028-12-30"),
+    ],
+)
+def test_the_longest_period_ends_the_day_before_two_years_later(start: str, longest: str) -> None:
+    body = {"period_start": start, "period_end": longest, "format": "csv"}
+    assert AccountantExportRequest.model_validate(body).period_end == date.fromisoformat(longest)
+    one_more = (date.fromisoformat(longest) + timedelta(days=1)).isoformat()
+    with pytest.raises(ValidationError) as refused:
+        AccountantExportRequest.model_validate({**body, "period_end": one_more})
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("period_end",)
+    assert error["msg"] == (
+        "Must be before the same day two years after period_start "
+        "(a period covers at most two years)"
+    )
+
+
+def test_a_period_must_not_end_before_it_starts() -> None:
+    with pytest.raises(ValidationError) as refused:
+        AccountantExportRequest.model_validate(
+            {"period_start": "2026-03-01", "period_end": "2026-02-28", "format": "csv"}
+        )
+    (error,) = refused.value.errors()
+    assert (error["loc"], error["msg"]) == (("period_end",), "Must not be before period_start")
+    same_day = {"period_start": "2026-03-01", "period_end": "2026-03-01", "format": "csv"}
+    assert AccountantExportRequest.model_validate(same_day).period_start == date(2026, 3, 1)
 
 
 def test_portability_password_rules() -> None:
@@ -94,6 +144,16 @@ def test_portability_password_rules() -> None:
 def test_list_query_refusals(query: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         ReportListQuery.model_validate(query)
+
+
+@pytest.mark.parametrize(
+    "written", ["2026-01-01\n", "２０２６-01-01", "2026-01-01T00:00", " 2026-01-01"]
+)
+def test_dates_are_written_one_way_only(written: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        ReportListQuery.model_validate({"start_date": written})
+    (error,) = refused.value.errors()
+    assert error["msg"] == "Must be a date written YYYY-MM-DD"
 
 
 def test_list_query_defaults_and_pagination_names() -> None:

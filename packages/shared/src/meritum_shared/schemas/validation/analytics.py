@@ -18,14 +18,20 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    model_validator,
+    ValidationInfo,
+    field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType
 from meritum_shared.schemas.validation.text import SecretLength, SecretText
 
-#: The longest period an accountant export may cover.
-MAX_EXPORT_DAYS: Final = 731  # two years, a leap day included
+#: An accountant export's period ends before this many years after its start.
+MAX_EXPORT_YEARS: Final = 2
+PERIOD_ORDER_MESSAGE: Final = "Must not be before period_start"
+PERIOD_LENGTH_MESSAGE: Final = (
+    "Must be before the same day two years after period_start (a period covers at most two years)"
+)
 #: The shortest password that may protect a data portability archive.
 MIN_ARCHIVE_PASSWORD: Final = 12
 MAX_ARCHIVE_PASSWORD: Final = 128
@@ -35,7 +41,7 @@ DEFAULT_PAGE_SIZE: Final = 20
 #: Offsets beyond this are refused rather than scanned.
 MAX_OFFSET: Final = 100_000
 
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _iso_date(value: Any) -> Any:
@@ -43,12 +49,24 @@ def _iso_date(value: Any) -> Any:
     # calendar day, written one way only.
     if isinstance(value, date):
         return value
-    if not isinstance(value, str) or not _ISO_DATE.match(value):
-        raise ValueError("must be a date written YYYY-MM-DD")
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise PydanticCustomError("date_format", "Must be a date written YYYY-MM-DD")
     return value
 
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
+def years_after(day: date, years: int) -> date:
+    """The same month and day ``years`` later; 29 February becomes 28 February.
+
+    The same as PostgreSQL's ``date + interval 'N years'``, and the stricter
+    of the two readings: a period from 29 February never exceeds two years.
+    """
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February into a common year
+        return day.replace(year=day.year + years, day=28)
 
 
 class AccountantFormat(StrEnum):
@@ -76,13 +94,19 @@ class AccountantExportRequest(BaseModel):
     period_end: IsoDate
     format: AccountantFormat
 
-    @model_validator(mode="after")
-    def _period(self) -> AccountantExportRequest:
-        if self.period_end < self.period_start:
-            raise ValueError("period_end must not be before period_start")
-        if (self.period_end - self.period_start).days >= MAX_EXPORT_DAYS:
-            raise ValueError("the period may cover at most 2 years")
-        return self
+    @field_validator("period_end")
+    @classmethod
+    def _period(cls, period_end: date, info: ValidationInfo) -> date:
+        # Reported on period_end; when period_start itself is invalid, that
+        # error is the one to fix first.
+        period_start = info.data.get("period_start")
+        if period_start is None:
+            return period_end
+        if period_end < period_start:
+            raise PydanticCustomError("period_order", PERIOD_ORDER_MESSAGE)
+        if period_end >= years_after(period_start, MAX_EXPORT_YEARS):
+            raise PydanticCustomError("period_too_long", PERIOD_LENGTH_MESSAGE)
+        return period_end
 
 
 class DataPortabilityRequest(BaseModel):
@@ -104,11 +128,13 @@ class ReportListQuery(BaseModel):
     limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
-    @model_validator(mode="after")
-    def _range(self) -> ReportListQuery:
-        if self.start_date and self.end_date and self.end_date < self.start_date:
-            raise ValueError("end_date must not be before start_date")
-        return self
+    @field_validator("end_date")
+    @classmethod
+    def _range(cls, end_date: date | None, info: ValidationInfo) -> date | None:
+        start_date = info.data.get("start_date")
+        if start_date is not None and end_date is not None and end_date < start_date:
+            raise PydanticCustomError("range_order", "Must not be before start_date")
+        return end_date
 
 
 class ReportCreated(BaseModel):
