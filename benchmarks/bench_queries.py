@@ -3,9 +3,9 @@
 Run: ``uv run python -m benchmarks.bench_queries [--rows N] [--providers N] [--samples N]``
 
 Measures, in one run and interleaved so that machine noise hits all alike,
-the latency of "a provider's 20 newest" and "a provider's reports of one
-type" (the repository's own statements, prepared) against a primary-key
-lookup, and writes ``results/queries.md``.
+the latency of a page of a provider's reports (the statements
+``list_reports`` sends, prepared: no filter, one type, a period, both)
+against a primary-key lookup, and writes ``results/queries.md``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 from sqlalchemy import create_engine
@@ -24,6 +26,8 @@ from meritum_api.domains.analytics import repository
 from meritum_shared.constants.analytics import ReportType
 
 TYPES = [t for t in ReportType if t is not ReportType.DATA_PORTABILITY]
+NO_FILTER: dict[str, Any] = {"report_type": None, "start_date": None, "end_date": None}
+TODAY = datetime.now(UTC).date()
 
 SEED = """
 INSERT INTO providers (billing_number, first_name, last_name)
@@ -70,14 +74,26 @@ def main() -> None:
             report_ids = [r[0] for r in conn.execute("SELECT report_id FROM generated_reports")]
             total = len(report_ids)
 
+            def listing(ctx: AuthContext, **filters: Any) -> tuple[str, dict[str, object]]:
+                # The statement and parameters list_reports sends for these filters.
+                page, _, params = repository.page_parameters(
+                    ctx=ctx, limit=20, offset=0, **{**NO_FILTER, **filters}
+                )
+                if params["report_type"] is not None:
+                    params["report_type"] = params["report_type"].value
+                return str(page.compile(dialect=dialect)), params
+
             def compiled(ctx: AuthContext) -> dict[str, tuple[str, dict[str, object]]]:
-                newest = repository.newest_first(ctx=ctx, limit=20).compile(dialect=dialect)
-                of_type = repository.of_type_newest_first(
-                    ctx=ctx, report_type=random.choice(TYPES), limit=20
-                ).compile(dialect=dialect)
+                start = TODAY - timedelta(days=365)
                 return {
-                    "newest 20": (str(newest), dict(newest.params)),
-                    "one type, newest 20": (str(of_type), dict(of_type.params)),
+                    "newest 20": listing(ctx),
+                    "one type, newest 20": listing(ctx, report_type=random.choice(TYPES)),
+                    "period of the last year, newest 20": listing(
+                        ctx, start_date=start, end_date=TODAY
+                    ),
+                    "type and period, newest 20": listing(
+                        ctx, report_type=random.choice(TYPES), start_date=start, end_date=TODAY
+                    ),
                     "primary key": (
                         "SELECT * FROM generated_reports WHERE report_id = %(id)s",
                         {"id": random.choice(report_ids)},

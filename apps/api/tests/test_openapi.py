@@ -90,3 +90,21 @@ def test_request_contracts_are_in_the_document(document: dict[str, Any]) -> None
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 100)
     download = document["paths"]["/api/v1/reports/{report_id}/download"]["get"]
     assert {p["name"] for p in download["parameters"]} >= {"report_id", "Range", "If-Range"}
+
+
+def test_every_listing_parameter_is_described(document: dict[str, Any]) -> None:
+    parameters = document["paths"]["/api/v1/reports"]["get"]["parameters"]
+    by_name = {p["name"]: p for p in parameters}
+    assert set(by_name) == {"report_type", "start_date", "end_date", "limit", "offset"}
+    for name, parameter in by_name.items():
+        assert parameter["in"] == "query", name
+        assert len(parameter.get("description", "")) > 20, name
+    assert "period_start" in by_name["start_date"]["description"]
+    assert "period_end" in by_name["end_date"]["description"]
+    assert "Edmonton" in by_name["start_date"]["description"]
+    type_schema = by_name["report_type"]["schema"]
+    enum = next(s for s in type_schema["anyOf"] if "$ref" in s)["$ref"].rsplit("/", 1)[-1]
+    assert "DATA_PORTABILITY" in document["components"]["schemas"][enum]["enum"]
+    for name in ("start_date", "end_date"):
+        schema = by_name[name]["schema"]
+        assert {"type": "string", "format": "date"} in schema["anyOf"], name

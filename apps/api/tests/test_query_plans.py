@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, Select, Update, text
+from sqlalchemy import Engine, Select, Update, event, text
+from sqlalchemy.orm import Session
 
 from meritum_api.context import AuthContext
 from meritum_api.domains.analytics import repository
@@ -79,30 +82,116 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _assert_uses(plan: dict[str, Any], index: str) -> None:
+    _assert_uses_one_of(plan, {index})
+
+
+PROVIDER_INDEXES = {
+    "ix_generated_reports_provider_id_created_at",
+    "ix_generated_reports_provider_id_report_type",
+}
+
+
+def _assert_uses_one_of(plan: dict[str, Any], indexes: set[str]) -> None:
     nodes = list(_nodes(plan))
     assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], json.dumps(plan, indent=1)
     used = {n.get("Index Name") for n in nodes}
-    assert index in used, json.dumps(plan, indent=1)
+    assert used & indexes, json.dumps(plan, indent=1)
+
+
+def _sent_by_list_reports(
+    engine: Engine, ctx: AuthContext, **filters: Any
+) -> list[tuple[str, dict[str, Any]]]:
+    """The statements and parameters ``list_reports`` sends to PostgreSQL, as sent."""
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    def capture(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        sent.append((statement, dict(parameters)))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with Session(engine) as session:
+            repository.list_reports(session=session, ctx=ctx, **filters)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    return sent
+
+
+def _explain_sent(engine: Engine, statement: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """EXPLAIN with the parameter values: the custom plan of the first executions."""
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
+        row = cursor.fetchone()
+        cursor.close()
+    finally:
+        connection.close()
+    assert row is not None
+    (document,) = row
+    plan: dict[str, Any] = document[0]["Plan"]
+    return plan
+
+
+def _explain_generic(engine: Engine, statement: str) -> dict[str, Any]:
+    """EXPLAIN (GENERIC_PLAN): the plan PostgreSQL may switch to once psycopg prepares it."""
+    numbers: dict[str, int] = {}
+
+    def placeholder(match: re.Match[str]) -> str:
+        return f"${numbers.setdefault(match.group(1), len(numbers) + 1)}"
+
+    sql = re.sub(r"%\((\w+)\)s", placeholder, statement)
+    with engine.connect() as conn:
+        document = conn.exec_driver_sql(f"EXPLAIN (GENERIC_PLAN, FORMAT JSON) {sql}").scalar_one()
+    plan: dict[str, Any] = document[0]["Plan"]
+    return plan
+
+
+TODAY = datetime.now(UTC).date()
+FILTERS = [
+    {"report_type": rt, "start_date": start, "end_date": end}
+    for rt in (None, ReportType.WEEKLY_SUMMARY)
+    for start in (None, TODAY - timedelta(days=365))
+    for end in (None, TODAY - timedelta(days=30))
+]
+
+
+@pytest.mark.parametrize(
+    "filters", FILTERS, ids=lambda f: "+".join(k for k, v in f.items() if v) or "none"
+)
+@pytest.mark.parametrize("offset", [0, 100_000], ids=["page", "past-the-end"])
+def test_listing_walks_a_provider_index_with_every_filter(
+    engine: Engine, seeded: AuthContext, filters: dict[str, Any], offset: int
+) -> None:
+    # Past the end the page is empty and the count statement runs too.
+    sent = _sent_by_list_reports(engine, seeded, limit=20, offset=offset, **filters)
+    assert len(sent) == (1 if offset == 0 else 2)
+    for statement, parameters in sent:
+        for plan in (
+            _explain_sent(engine, statement, parameters),
+            _explain_generic(engine, statement),
+        ):
+            _assert_uses_one_of(plan, PROVIDER_INDEXES)
 
 
 def test_newest_twenty_walk_the_created_at_desc_index(engine: Engine, seeded: AuthContext) -> None:
-    plan = _plan(engine, repository.newest_first(ctx=seeded, limit=20))
-    _assert_uses(plan, "ix_generated_reports_provider_id_created_at")
-    # Walking the index in its order means no full sort: at most an incremental
-    # sort that breaks ties of created_at by report_id among the 20 rows.
-    assert not [n for n in _nodes(plan) if n["Node Type"] == "Sort"]
+    ((statement, parameters),) = _sent_by_list_reports(engine, seeded, limit=20, offset=0)
+    for plan in (_explain_sent(engine, statement, parameters), _explain_generic(engine, statement)):
+        _assert_uses(plan, "ix_generated_reports_provider_id_created_at")
+        # Walking the index in its order means no full sort: at most an incremental
+        # sort that breaks ties of created_at by report_id.
+        assert not [n for n in _nodes(plan) if n["Node Type"] == "Sort"]
 
 
 def test_reports_of_one_type_use_the_provider_type_index(
     engine: Engine, seeded: AuthContext
 ) -> None:
-    plan = _plan(
-        engine,
-        repository.of_type_newest_first(
-            ctx=seeded, report_type=ReportType.WEEKLY_SUMMARY, limit=20
-        ),
+    ((statement, parameters),) = _sent_by_list_reports(
+        engine, seeded, limit=20, offset=0, report_type=ReportType.WEEKLY_SUMMARY
     )
-    _assert_uses(plan, "ix_generated_reports_provider_id_report_type")
+    for plan in (_explain_sent(engine, statement, parameters), _explain_generic(engine, statement)):
+        _assert_uses(plan, "ix_generated_reports_provider_id_report_type")
 
 
 def test_expired_batch_uses_the_cleanup_index(engine: Engine, seeded: AuthContext) -> None:

@@ -14,16 +14,17 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from apiserver import Account, add_account, bearer, cookie_header, serve, settings_for
-from factories import add_paid_claims
+from factories import add_paid_claims, report_values
 from meritum_api.app import create_app
 from meritum_api.context import AuthContext
 from meritum_api.deps import Deps, Role, build_deps
@@ -708,6 +709,92 @@ def test_list_pagination_and_filters(client: httpx.Client, runtime: Deps) -> Non
         response = client.get(BASE, params=bad, headers=auth)
         assert response.status_code == 400, bad
         assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+def _listed(client: httpx.Client, auth: dict[str, str], **params: str) -> list[uuid.UUID]:
+    response = client.get(BASE, params=params, headers=auth)
+    assert response.status_code == 200, response.text
+    page = response.json()
+    assert page["pagination"]["total"] == len(page["data"])
+    return [uuid.UUID(item["report_id"]) for item in page["data"]]
+
+
+def test_list_filters_select_by_the_period_a_report_covers(
+    client: httpx.Client, runtime: Deps
+) -> None:
+    account = add_account(runtime.engine)
+    auth = token_of(client, account)
+    edmonton = ZoneInfo("America/Edmonton")
+
+    def add(
+        report_type: ReportType, period: tuple[date, date] | None, created: datetime
+    ) -> uuid.UUID:
+        portability = report_type is ReportType.DATA_PORTABILITY
+        values = report_values(
+            account.provider_id,
+            report_type=report_type,
+            format=ReportFormat.ZIP if portability else ReportFormat.CSV,
+            period_start=period[0] if period else None,
+            period_end=period[1] if period else None,
+            created_at=created,
+        )
+        with runtime.engine.begin() as conn:
+            report_id: uuid.UUID = conn.execute(
+                insert(GeneratedReport).values(values).returning(GeneratedReport.report_id)
+            ).scalar_one()
+        return report_id
+
+    # Requested long after the periods they cover: a filter on the creation
+    # time would find none of these three in the first half of 2026.
+    january = add(
+        ReportType.ACCOUNTANT_DETAIL,
+        (date(2026, 1, 1), date(2026, 1, 31)),
+        datetime(2026, 11, 20, 9, tzinfo=edmonton),
+    )
+    spring = add(
+        ReportType.ACCOUNTANT_SUMMARY,
+        (date(2026, 2, 1), date(2026, 3, 31)),
+        datetime(2026, 11, 21, 9, tzinfo=edmonton),
+    )
+    straddling = add(
+        ReportType.ACCOUNTANT_DETAIL,
+        (date(2025, 12, 1), date(2026, 2, 15)),
+        datetime(2026, 11, 22, 9, tzinfo=edmonton),
+    )
+    # Without a period, by the day they were requested in Edmonton: the
+    # first on 31 January there though already 1 February in UTC.
+    late_january = add(ReportType.DATA_PORTABILITY, None, datetime(2026, 2, 1, 6, 30, tzinfo=UTC))
+    first_of_february = add(
+        ReportType.DATA_PORTABILITY, None, datetime(2026, 2, 1, 7, 30, tzinfo=UTC)
+    )
+
+    newest_first = [straddling, spring, january, first_of_february, late_january]
+    assert _listed(client, auth) == newest_first
+    assert _listed(client, auth, start_date="2026-01-01", end_date="2026-01-31") == [
+        january,
+        late_january,
+    ]
+    assert _listed(client, auth, start_date="2026-02-01") == [spring, first_of_february]
+    assert _listed(client, auth, end_date="2026-02-15") == [
+        straddling,
+        january,
+        first_of_february,
+        late_january,
+    ]
+    assert _listed(client, auth, start_date="2025-12-01", end_date="2026-03-31") == newest_first
+    assert _listed(client, auth, start_date="2026-11-01") == []
+    # report_type filters, alone and with the dates.
+    assert _listed(client, auth, report_type="ACCOUNTANT_DETAIL") == [straddling, january]
+    assert _listed(client, auth, report_type="ACCOUNTANT_DETAIL", start_date="2026-01-01") == [
+        january
+    ]
+    assert _listed(client, auth, report_type="DATA_PORTABILITY", start_date="2026-02-01") == [
+        first_of_february
+    ]
+    assert _listed(client, auth, report_type="WEEKLY_SUMMARY") == []
+    refused = client.get(BASE, params={"report_type": "accountant_detail"}, headers=auth)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["details"][0]["field"] == "report_type"
 
 
 # --- idempotency ----------------------------------------------------------------

@@ -122,11 +122,33 @@ class ReportListQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    report_type: ReportType | None = None
-    start_date: IsoDate | None = None
-    end_date: IsoDate | None = None
-    limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
-    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+    report_type: ReportType | None = Field(
+        default=None, description="Only reports of this type (e.g. ACCOUNTANT_DETAIL)."
+    )
+    start_date: IsoDate | None = Field(
+        default=None,
+        description="YYYY-MM-DD: only reports whose period starts on or after this day "
+        "(period_start >= start_date). A report without a period (data portability) "
+        "counts by the day it was requested, Edmonton time.",
+    )
+    end_date: IsoDate | None = Field(
+        default=None,
+        description="YYYY-MM-DD: only reports whose period ends on or before this day "
+        "(period_end <= end_date). A report without a period (data portability) "
+        "counts by the day it was requested, Edmonton time.",
+    )
+    limit: int = Field(
+        default=DEFAULT_PAGE_SIZE,
+        ge=1,
+        le=MAX_PAGE_SIZE,
+        description=f"Reports per page, 1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE}).",
+    )
+    offset: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_OFFSET,
+        description=f"Reports to skip, newest first: 0 to {MAX_OFFSET:,}.",
+    )
 
     @field_validator("end_date")
     @classmethod
