@@ -162,6 +162,61 @@ def test_docs_are_served_only_in_development(
         assert dev.get("/openapi.json").status_code == 200
 
 
+_ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+
+
+def test_docs_work_offline_from_this_origin_under_a_strict_policy(
+    engine: Engine, db_url: str
+) -> None:
+    with (
+        serve(_app(engine, db_url, environment="development")) as url,
+        httpx.Client(base_url=url) as dev,
+    ):
+        page = dev.get("/docs")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        # The policy names no other origin and allows no inline code.
+        policy = page.headers["content-security-policy"]
+        for directive in policy.split(";"):
+            name, *sources = directive.split()
+            assert set(sources) <= {"'self'", "'none'", "data:"}, name
+        assert "script-src 'self'" in policy
+        assert "style-src 'self'" in policy
+        assert "default-src 'none'" in policy
+        # Every script is a file of this origin, and there is no inline code.
+        scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page.text, re.DOTALL)
+        assert len(scripts) == 2
+        assert all('src="' in attributes and body.strip() == "" for attributes, body in scripts)
+        assert "<style" not in page.text
+        assert " style=" not in page.text
+        assert " on" not in re.sub(r'"[^"]*"', '""', page.text)  # no onload= handlers
+        references = re.findall(r'(?:src|href)="([^"]*)"', page.text)
+        assert len(references) == 4
+        for reference in references:
+            assert reference.startswith("/"), reference
+            assert not reference.startswith("//"), reference
+            asset = dev.get(reference)
+            assert asset.status_code == 200, reference
+            media_type = _ASSET_TYPES[reference[reference.rindex(".") :]]
+            assert asset.headers["content-type"].split(";")[0] == media_type, reference
+            assert asset.headers["x-content-type-options"] == "nosniff"
+        bundle = dev.get("/docs/assets/swagger-ui-bundle.js").text
+        assert "SwaggerUIBundle" in bundle
+        assert "isOAS31" in bundle  # Swagger UI 5: it reads FastAPI's OpenAPI 3.1
+        init = dev.get("/docs/assets/swagger-init.js").text
+        assert "openapiUrl" in init
+        assert "http" not in init  # no URL of anywhere else
+        (openapi_url,) = re.findall(r'data-openapi-url="([^"]+)"', page.text)
+        document = dev.get(openapi_url)
+        assert document.status_code == 200
+        assert document.json()["openapi"].startswith("3.1")
+        missing = dev.get("/docs/assets/index.html")
+        assert missing.status_code == 404
+        assert missing.json() == {"error": {"code": "NOT_FOUND", "message": "Not found"}}
+        assert dev.get("/docs/oauth2-redirect").status_code == 404
+        assert dev.get("/redoc").status_code == 404
+
+
 # --- error bodies ---
 
 

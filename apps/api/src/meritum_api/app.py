@@ -14,6 +14,7 @@ from meritum_api.deps import Deps
 from meritum_api.domains.analytics.errors import install_report_errors
 from meritum_api.domains.analytics.router import router as reports_router
 from meritum_api.http.deps import AppDeps
+from meritum_api.http.docs import install_docs
 from meritum_api.http.errors import install_error_handlers
 from meritum_api.http.log_redaction import install_log_redaction
 from meritum_api.http.middleware import DOCS_PATHS, BodyPolicyMiddleware, HardeningMiddleware
@@ -37,13 +38,14 @@ def create_app(deps: Deps) -> FastAPI:
     """Build the app around explicit dependencies."""
     settings = deps.settings
     install_log_redaction()
-    # The interactive docs need a CDN's scripts: development only (see DOCS_CSP).
+    # The interactive docs are served from this origin (see http/docs.py),
+    # and in development only: see DOCS_CSP for why.
     development = settings.environment == "development"
     app = FastAPI(
         title="Meritum Reports API",
         version="0.1.0",
-        docs_url="/docs" if development else None,
-        redoc_url="/redoc" if development else None,
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json" if development else None,
     )
     app.state.deps = deps
@@ -55,6 +57,8 @@ def create_app(deps: Deps) -> FastAPI:
     install_auth(app)
     app.include_router(reports_router)
     install_openapi(app)
+    if development:
+        install_docs(app, openapi_url="/openapi.json")
 
     @app.get("/health", tags=["operations"], responses=ALWAYS)
     def health(deps: AppDeps) -> HealthEnvelope:

@@ -35,20 +35,16 @@ log = logging.getLogger("meritum.http")
 #: Every API response: it is JSON or a file, never a page, and never framed.
 API_CSP: Final = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
-#: FastAPI's interactive docs load their scripts and styles from a CDN, which
-#: may not run on the API's origin in production (a compromised CDN script
-#: there could act with the physician's session). The docs are therefore
-#: served only in development, with this policy.
+#: The interactive docs page (``/docs``): Swagger UI's script, styles and the
+#: OpenAPI document, all from this origin, and no inline script. The docs are
+#: still development only: Swagger UI is a large third-party application, and
+#: on the API's origin in production any flaw of it would act with a
+#: physician's session; production has no need for it.
 DOCS_CSP: Final = (
-    "default-src 'none'; "
-    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src https://fonts.gstatic.com; "
-    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
-    "connect-src 'self'; worker-src blob:; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
-DOCS_PATHS: Final = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+DOCS_PATHS: Final = frozenset({"/docs"})
 
 _HSTS: Final = "max-age=63072000; includeSubDomains"
 _STATIC_HEADERS: Final = (
