@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import re
 import secrets
@@ -17,10 +19,11 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import Engine
+from starlette.types import Message, Receive, Scope, Send
 
 from apiserver import add_account, bearer, build_app, cookie_header, serve, settings_for
 from meritum_api.http.log_redaction import RedactingFilter, redact
-from meritum_api.http.middleware import API_CSP, DOCS_CSP
+from meritum_api.http.middleware import API_CSP, DOCS_CSP, BodyPolicyMiddleware
 
 SECRET_IN_EXCEPTION = "Failing row contains (123456789, reports/0b1c/2f3e.bin)"
 
@@ -255,6 +258,53 @@ def test_validation_errors_name_fields_but_never_echo_values(client: httpx.Clien
     assert malformed.status_code == 400
     assert malformed.json()["error"]["details"] == [{"field": "body", "message": "Malformed JSON"}]
     assert "hunter2" not in malformed.text
+
+
+def test_a_body_nested_past_the_decoder_is_a_validation_error(client: httpx.Client) -> None:
+    before = list(received)
+    deep = b"[" * 30_000 + b"]" * 30_000
+    response = client.post(
+        "/test-probe/echo", content=deep, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {
+            "code": "VALIDATION_ERROR",
+            "message": "Request validation failed",
+            "details": [{"field": "body", "message": "Malformed JSON"}],
+        }
+    }
+    assert received == before
+
+
+def test_a_malformed_content_length_is_named() -> None:
+    # The HTTP parser in front normally refuses it first; the app refuses it too.
+    sent: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("the request must not get through")
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope: Scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "headers": [(b"content-length", b"12abc"), (b"content-type", b"application/json")],
+    }
+    asyncio.run(BodyPolicyMiddleware(app, max_body_bytes=100)(scope, receive, send))
+    assert sent[0]["status"] == 400
+    assert json.loads(sent[1]["body"]) == {
+        "error": {
+            "code": "BAD_REQUEST",
+            "message": "Bad request",
+            "details": [{"field": "Content-Length", "message": "Must be a whole number of bytes"}],
+        }
+    }
 
 
 @pytest.mark.parametrize(

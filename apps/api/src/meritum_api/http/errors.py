@@ -190,9 +190,12 @@ async def _handle_http_exception(request: Request, exc: Exception) -> JSONRespon
     # Raised by the framework itself (unknown route, wrong method, body too
     # large): the message is ours, ``exc.detail`` is not passed on.
     assert isinstance(exc, StarletteHTTPException)
-    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
-        # FastAPI could not decode the JSON body's bytes at all.
-        return validation_error_response([{"field": "body", "message": NOT_UTF8_MESSAGE}])
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # FastAPI could not read the JSON body: bytes that are no UTF-8, or
+        # nesting deeper than the decoder goes.
+        not_utf8 = isinstance(exc.__cause__, UnicodeDecodeError)
+        message = NOT_UTF8_MESSAGE if not_utf8 else "Malformed JSON"
+        return validation_error_response([{"field": "body", "message": message}])
     code, message = STANDARD_ERRORS.get(exc.status_code, ("ERROR", "Request failed"))
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in _PASSED_HEADERS}
     return error_response(exc.status_code, code, message, headers=headers)

@@ -157,7 +157,8 @@ class BodyPolicyMiddleware:
             except ValueError:
                 length = -1
             if length < 0:
-                await api_error_response(ApiError.of(400))(scope, receive, send)
+                field = {"field": "Content-Length", "message": "Must be a whole number of bytes"}
+                await api_error_response(ApiError.of(400, details=[field]))(scope, receive, send)
                 return
             if length > self.max_body_bytes:
                 await api_error_response(ApiError.of(413))(scope, receive, send)
