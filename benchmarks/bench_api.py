@@ -162,7 +162,7 @@ def _prepare(url: str, storage: Path, mb: int, plain: Path) -> tuple[uuid.UUID, 
             view = repository.create_report(
                 session=session,
                 ctx=ctx,
-                report_type=ReportType.ACCOUNTANT_DETAIL,
+                report_type=ReportType.ACCOUNTANT_SUMMARY,
                 format=ReportFormat.CSV,
                 period_start=date(2026, 1, 1),
                 period_end=date(2026, 1, 31),

@@ -28,7 +28,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 
 import psycopg
 from sqlalchemy import Engine
@@ -100,12 +100,13 @@ def _generator(engine: Engine, provider: uuid.UUID, period: tuple[date, date]) -
     request = GenerationRequest(
         report_id=uuid.uuid4(),
         provider_id=provider,
-        report_type=ReportType.ACCOUNTANT_DETAIL,
+        report_type=ReportType.ACCOUNTANT_SUMMARY,
         format=ReportFormat.CSV,
         period_start=period[0],
         period_end=period[1],
+        created_at=datetime(2026, 4, 1, 15, 0, tzinfo=UTC),
     )
-    generate = generator_for(ReportType.ACCOUNTANT_DETAIL, ReportFormat.CSV)
+    generate = generator_for(ReportType.ACCOUNTANT_SUMMARY, ReportFormat.CSV)
     with engine.connect() as conn:
         return b"".join(generate(conn, request))
 

@@ -131,7 +131,7 @@ def _request(runtime: Deps, ctx: AuthContext, count: int, *, bare: bool) -> None
                 repository.create_report(
                     session=session,
                     ctx=ctx,
-                    report_type=ReportType.ACCOUNTANT_DETAIL,
+                    report_type=ReportType.ACCOUNTANT_SUMMARY,
                     format=ReportFormat.CSV,
                     period_start=PERIOD[0],
                     period_end=PERIOD[1],
@@ -141,7 +141,7 @@ def _request(runtime: Deps, ctx: AuthContext, count: int, *, bare: bool) -> None
                     session=session,
                     ctx=ctx,
                     queue=runtime.queue,
-                    report_type=ReportType.ACCOUNTANT_DETAIL,
+                    report_type=ReportType.ACCOUNTANT_SUMMARY,
                     format=ReportFormat.CSV,
                     period_start=PERIOD[0],
                     period_end=PERIOD[1],

@@ -8,7 +8,7 @@ import itertools
 import re
 import uuid
 from collections.abc import Generator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from factories import add_provider
 from meritum_api.domains.analytics.exceptions import UnsupportedReport
 from meritum_api.domains.analytics.generators import (
+    LEGACY,
     GenerationRequest,
     generator_for,
     is_supported,
@@ -30,18 +31,20 @@ from meritum_api.domains.analytics.generators.accountant_csv import CHUNK_SIZE
 from meritum_shared.constants.analytics import ReportFormat, ReportType
 from meritum_shared.constants.claims import ClaimState, ClaimType
 from meritum_shared.schemas.db import claims, patients, providers
+from meritum_shared.schemas.validation.analytics import ACCOUNTANT_OUTPUT
 
 BOM = b"\xef\xbb\xbf"
+# Exactly the header of the report contents specification, section 1.
 HEADER = [
-    "Date of service",
-    "HSC code",
-    "Modifiers",
-    "Submitted fee (CAD)",
-    "Assessed fee (CAD)",
-    "Payment date",
-    "BA number",
-    "Location",
-    "Claim type",
+    "date_of_service",
+    "hsc_code",
+    "modifiers",
+    "submitted_fee",
+    "assessed_fee",
+    "payment_date",
+    "ba_number",
+    "location",
+    "claim_type",
 ]
 MARCH = (date(2026, 3, 1), date(2026, 3, 31))
 MONEY = re.compile(r"^[0-9]+\.[0-9]{2}$")
@@ -51,17 +54,18 @@ def _request(provider_id: uuid.UUID, period: tuple[date | None, date | None]) ->
     return GenerationRequest(
         report_id=uuid.uuid4(),
         provider_id=provider_id,
-        report_type=ReportType.ACCOUNTANT_DETAIL,
+        report_type=ReportType.ACCOUNTANT_SUMMARY,
         format=ReportFormat.CSV,
         period_start=period[0],
         period_end=period[1],
+        created_at=datetime(2026, 4, 1, 15, 0, tzinfo=UTC),
     )
 
 
 def _chunks(
     conn: Connection, provider_id: uuid.UUID, period: tuple[date, date] = MARCH
 ) -> list[bytes]:
-    generate = generator_for(ReportType.ACCOUNTANT_DETAIL, ReportFormat.CSV)
+    generate = generator_for(ReportType.ACCOUNTANT_SUMMARY, ReportFormat.CSV)
     return list(generate(conn, _request(provider_id, period)))
 
 
@@ -250,7 +254,7 @@ def test_large_output_is_streamed_in_chunks(session: Session) -> None:
     conn = session.connection()
     provider_id = add_provider(session)
     _paid_in_bulk(conn, provider_id, 20_000)
-    generate = generator_for(ReportType.ACCOUNTANT_DETAIL, ReportFormat.CSV)
+    generate = generator_for(ReportType.ACCOUNTANT_SUMMARY, ReportFormat.CSV)
     stream = generate(conn, _request(provider_id, MARCH))
 
     first = next(stream)
@@ -270,7 +274,7 @@ def test_a_stream_stopped_early_releases_its_cursor(session: Session) -> None:
     conn = session.connection()
     provider_id = add_provider(session)
     _paid_in_bulk(conn, provider_id, 5_000)
-    generate = generator_for(ReportType.ACCOUNTANT_DETAIL, ReportFormat.CSV)
+    generate = generator_for(ReportType.ACCOUNTANT_SUMMARY, ReportFormat.CSV)
     stream = cast(Generator[bytes], generate(conn, _request(provider_id, MARCH)))
     next(stream)
     stream.close()
@@ -279,7 +283,7 @@ def test_a_stream_stopped_early_releases_its_cursor(session: Session) -> None:
 
 def test_a_request_without_a_period_is_refused(session: Session) -> None:
     provider_id = add_provider(session)
-    generate = generator_for(ReportType.ACCOUNTANT_DETAIL, ReportFormat.CSV)
+    generate = generator_for(ReportType.ACCOUNTANT_SUMMARY, ReportFormat.CSV)
     with pytest.raises(ValueError, match="period"):
         next(generate(session.connection(), _request(provider_id, (None, None))))
 
@@ -319,8 +323,20 @@ def test_any_location_and_fee_round_trips(
 # --- the registry ------------------------------------------------------------------
 
 
-def test_only_the_accountant_csv_is_supported() -> None:
-    assert supported() == {(ReportType.ACCOUNTANT_DETAIL, ReportFormat.CSV)}
+def test_the_accountant_csv_and_both_pdfs_can_be_requested() -> None:
+    assert supported() == {
+        (ReportType.ACCOUNTANT_SUMMARY, ReportFormat.CSV),
+        (ReportType.ACCOUNTANT_SUMMARY, ReportFormat.PDF),
+        (ReportType.ACCOUNTANT_DETAIL, ReportFormat.PDF),
+    }
+    assert set(ACCOUNTANT_OUTPUT.values()) == supported()
+
+
+def test_csvs_stored_under_the_old_type_are_still_generated_but_never_requested() -> None:
+    legacy = (ReportType.ACCOUNTANT_DETAIL, ReportFormat.CSV)
+    assert set(LEGACY) == {legacy}
+    assert not is_supported(*legacy)
+    assert generator_for(*legacy) is generator_for(ReportType.ACCOUNTANT_SUMMARY, ReportFormat.CSV)
 
 
 @pytest.mark.parametrize(
@@ -331,7 +347,7 @@ def test_registry_agrees_with_itself_for_every_pair(
 ) -> None:
     expected = (report_type, report_format) in supported()
     assert is_supported(report_type, report_format) is expected
-    if expected:
+    if expected or (report_type, report_format) in LEGACY:
         assert callable(generator_for(report_type, report_format))
     else:
         with pytest.raises(UnsupportedReport) as refused:

@@ -12,7 +12,7 @@ import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ def _request(runtime: Deps, ctx: AuthContext, count: int = 1) -> list[uuid.UUID]
                 session=session,
                 ctx=ctx,
                 queue=runtime.queue,
-                report_type=ReportType.ACCOUNTANT_DETAIL,
+                report_type=ReportType.ACCOUNTANT_SUMMARY,
                 format=ReportFormat.CSV,
                 period_start=PERIOD[0],
                 period_end=PERIOD[1],
@@ -102,12 +102,13 @@ def _expected_csv(runtime: Deps, ctx: AuthContext, report_id: uuid.UUID) -> byte
     request = GenerationRequest(
         report_id=report_id,
         provider_id=ctx.provider_id,
-        report_type=ReportType.ACCOUNTANT_DETAIL,
+        report_type=ReportType.ACCOUNTANT_SUMMARY,
         format=ReportFormat.CSV,
         period_start=PERIOD[0],
         period_end=PERIOD[1],
+        created_at=datetime(2026, 4, 1, 15, 0, tzinfo=UTC),
     )
-    generate = generator_for(ReportType.ACCOUNTANT_DETAIL, ReportFormat.CSV)
+    generate = generator_for(ReportType.ACCOUNTANT_SUMMARY, ReportFormat.CSV)
     with runtime.engine.connect() as conn:
         return b"".join(generate(conn, request))
 
@@ -145,7 +146,7 @@ def test_rolled_back_request_leaves_neither_report_nor_job(runtime: Deps) -> Non
             session=session,
             ctx=ctx,
             queue=runtime.queue,
-            report_type=ReportType.ACCOUNTANT_DETAIL,
+            report_type=ReportType.ACCOUNTANT_SUMMARY,
             format=ReportFormat.CSV,
             period_start=PERIOD[0],
             period_end=PERIOD[1],
@@ -169,7 +170,7 @@ rt = build_deps(worker_settings(sys.argv[1], Path(sys.argv[2])), sys.argv[1], ro
 with rt.session_factory.begin() as session:
     report = service.request_report(
         session=session, ctx=AuthContext(provider_id=uuid.UUID(sys.argv[3])), queue=rt.queue,
-        report_type=ReportType.ACCOUNTANT_DETAIL, format=ReportFormat.CSV,
+        report_type=ReportType.ACCOUNTANT_SUMMARY, format=ReportFormat.CSV,
         period_start=date(2026, 1, 1), period_end=date(2026, 3, 31))
 print(report.report_id, flush=True)
 os._exit(137)  # die at once: no cleanup, no atexit, nothing after the commit

@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pypdf
 import pytest
 from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.orm import Session
@@ -105,7 +106,7 @@ def ready_report(runtime: Deps, account: Account, content: bytes) -> uuid.UUID:
         view = repository.create_report(
             session=session,
             ctx=ctx,
-            report_type=ReportType.ACCOUNTANT_DETAIL,
+            report_type=ReportType.ACCOUNTANT_SUMMARY,
             format=ReportFormat.CSV,
             period_start=date(2026, 1, 1),
             period_end=date(2026, 3, 31),
@@ -128,12 +129,13 @@ def expected_csv(runtime: Deps, account: Account, report_id: uuid.UUID) -> bytes
     request = GenerationRequest(
         report_id=report_id,
         provider_id=account.provider_id,
-        report_type=ReportType.ACCOUNTANT_DETAIL,
+        report_type=ReportType.ACCOUNTANT_SUMMARY,
         format=ReportFormat.CSV,
         period_start=date(2026, 1, 1),
         period_end=date(2026, 3, 31),
+        created_at=datetime(2026, 4, 1, 15, 0, tzinfo=UTC),
     )
-    generate = generator_for(ReportType.ACCOUNTANT_DETAIL, ReportFormat.CSV)
+    generate = generator_for(ReportType.ACCOUNTANT_SUMMARY, ReportFormat.CSV)
     with runtime.engine.connect() as conn:
         return b"".join(generate(conn, request))
 
@@ -191,7 +193,7 @@ def test_request_generate_download_the_accountant_csv(
     assert created.headers["location"] == f"{BASE}/{report_id}"
 
     detail = wait_ready(client, auth, report_id)
-    assert detail["report_type"] == "ACCOUNTANT_DETAIL"
+    assert detail["report_type"] == "ACCOUNTANT_SUMMARY"
     assert detail["format"] == "CSV"
     assert detail["downloaded"] is False
     assert detail["download_count"] == 0
@@ -208,7 +210,7 @@ def test_request_generate_download_the_accountant_csv(
     assert headers["content-type"] == "text/csv; charset=utf-8"
     assert headers["content-length"] == str(detail["file_size_bytes"]) == str(len(content))
     assert headers["content-disposition"] == (
-        'attachment; filename="meritum-accountant-detail-2026-01-01-to-2026-03-31.csv"'
+        'attachment; filename="meritum-accountant-summary-2026-01-01-to-2026-03-31.csv"'
     )
     assert headers["cache-control"] == "no-store"
     assert headers["accept-ranges"] == "bytes"
@@ -249,6 +251,52 @@ def test_request_generate_download_the_accountant_csv(
     assert not any(phn in logged for phn in phns)
 
 
+@pytest.mark.usefixtures("worker")
+@pytest.mark.parametrize("kind", ["summary", "detail"])
+def test_request_generate_download_an_accountant_pdf(
+    client: httpx.Client, runtime: Deps, kind: str
+) -> None:
+    account = physician_with_claims(runtime.engine)
+    auth = token_of(client, account)
+    created = client.post(
+        f"{BASE}/accountant", json={**PERIOD, "format": f"pdf_{kind}"}, headers=auth
+    )
+    assert created.status_code == 201, created.text
+    report_id = created.json()["data"]["report_id"]
+
+    detail = wait_ready(client, auth, report_id)
+    assert detail["report_type"] == f"ACCOUNTANT_{kind.upper()}"
+    assert detail["format"] == "PDF"
+    download = client.get(f"{BASE}/{report_id}/download", headers=auth)
+    assert download.status_code == 200
+    assert download.headers["content-type"] == "application/pdf"
+    assert download.headers["content-disposition"] == (
+        f'attachment; filename="meritum-accountant-{kind}-2026-01-01-to-2026-03-31.pdf"'
+    )
+    assert download.headers["content-length"] == str(detail["file_size_bytes"])
+    content = download.content
+    assert content.startswith(b"%PDF-")
+    first = pypdf.PdfReader(io.BytesIO(content)).pages[0].extract_text()
+    assert f"Meritum — Accountant {kind}" in first
+    assert f"Report {report_id}" in first
+    # The worker dates the file from the report row: generating again gives the same bytes.
+    created_at = datetime.fromisoformat(detail["created_at"])
+    assert created_at.astimezone(ZoneInfo("America/Edmonton")).strftime("%Y-%m-%d %H:%M") in first
+    request = GenerationRequest(
+        report_id=uuid.UUID(report_id),
+        provider_id=account.provider_id,
+        report_type=ReportType(detail["report_type"]),
+        format=ReportFormat.PDF,
+        period_start=date(2026, 1, 1),
+        period_end=date(2026, 3, 31),
+        created_at=created_at,
+    )
+    with runtime.engine.connect() as conn:
+        again = b"".join(generator_for(request.report_type, request.format)(conn, request))
+    assert again == content
+    assert not any(phn in first for phn in phns_of(runtime.engine, account))
+
+
 def test_data_portability_is_refused_while_its_generator_does_not_exist(
     client: httpx.Client, runtime: Deps
 ) -> None:
@@ -259,8 +307,6 @@ def test_data_portability_is_refused_while_its_generator_does_not_exist(
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "FORMAT_NOT_AVAILABLE"
     assert "not available yet" in response.json()["error"]["message"]
-    pdf = client.post(f"{BASE}/accountant", json={**PERIOD, "format": "pdf_summary"}, headers=auth)
-    assert pdf.status_code == 422
     assert count_rows(runtime.engine) == before
 
 

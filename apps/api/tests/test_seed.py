@@ -8,7 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -184,10 +184,11 @@ def test_accountant_csv_of_a_seeded_physician_has_a_month_of_rows(
         request = GenerationRequest(
             report_id=uuid.uuid4(),
             provider_id=provider_id,
-            report_type=ReportType.ACCOUNTANT_DETAIL,
+            report_type=ReportType.ACCOUNTANT_SUMMARY,
             format=ReportFormat.CSV,
             period_start=start,
             period_end=end,
+            created_at=datetime(2026, 4, 1, 15, 0, tzinfo=UTC),
         )
         data = b"".join(generator_for(request.report_type, request.format)(conn, request))
     lines = data.split(b"\r\n")

@@ -62,7 +62,7 @@ def _requested(deps: Deps) -> uuid.UUID:
             session=session,
             ctx=AuthContext(provider_id=provider_id),
             queue=deps.queue,
-            report_type=ReportType.ACCOUNTANT_DETAIL,
+            report_type=ReportType.ACCOUNTANT_SUMMARY,
             format=ReportFormat.CSV,
             period_start=PERIOD[0],
             period_end=PERIOD[1],

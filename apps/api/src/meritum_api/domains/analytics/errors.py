@@ -17,8 +17,8 @@ from meritum_api.domains.analytics.exceptions import (
     UnsupportedReport,
 )
 from meritum_api.http.errors import ApiError, register_error_mapping
-from meritum_shared.constants.analytics import ReportStatus, ReportType
-from meritum_shared.schemas.validation.analytics import ACCOUNTANT_OUTPUT
+from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType
+from meritum_shared.schemas.validation.analytics import ACCOUNTANT_OUTPUT, AccountantFormat
 
 _NOT_FOUND = ApiError(404, "NOT_FOUND", "Report not found")
 
@@ -28,8 +28,12 @@ def regenerate_request(exc: ReportExpired) -> dict[str, Any] | None:
     report = exc.report
     if report.report_type is ReportType.DATA_PORTABILITY:
         return {"method": "POST", "path": "/api/v1/reports/data-portability", "body": {}}
+    pair: tuple[ReportType, ReportFormat] = (report.report_type, report.format)
+    # Accountant CSVs stored before they took the ACCOUNTANT_SUMMARY type.
+    if pair == (ReportType.ACCOUNTANT_DETAIL, ReportFormat.CSV):
+        pair = ACCOUNTANT_OUTPUT[AccountantFormat.CSV]
     for accountant_format, output in ACCOUNTANT_OUTPUT.items():
-        if output == (report.report_type, report.format):
+        if output == pair:
             return {
                 "method": "POST",
                 "path": "/api/v1/reports/accountant",

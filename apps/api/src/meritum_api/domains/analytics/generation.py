@@ -70,6 +70,7 @@ def generate_report(
                 format=report.format,
                 period_start=report.period_start,
                 period_end=report.period_end,
+                created_at=report.created_at,
             )
             with deps.engine.connect() as conn:
                 # The write is atomic: until it returns nothing is visible under

@@ -77,9 +77,10 @@ class AccountantFormat(StrEnum):
     PDF_DETAIL = "pdf_detail"
 
 
-#: The report type and stored format each accountant format produces.
+#: The report type and stored format each accountant format produces (the
+#: CSV is the summary's type, as the report contents specification says).
 ACCOUNTANT_OUTPUT: Final = {
-    AccountantFormat.CSV: (ReportType.ACCOUNTANT_DETAIL, ReportFormat.CSV),
+    AccountantFormat.CSV: (ReportType.ACCOUNTANT_SUMMARY, ReportFormat.CSV),
     AccountantFormat.PDF_SUMMARY: (ReportType.ACCOUNTANT_SUMMARY, ReportFormat.PDF),
     AccountantFormat.PDF_DETAIL: (ReportType.ACCOUNTANT_DETAIL, ReportFormat.PDF),
 }

@@ -11,17 +11,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from types import MappingProxyType
 from typing import Final, TypeAlias
 
 import sqlalchemy
 
+from meritum_api.context import AuthContext
 from meritum_api.domains.analytics.exceptions import UnsupportedReport
-from meritum_api.domains.analytics.generators import accountant_csv
+from meritum_api.domains.analytics.figures import Period
+from meritum_api.domains.analytics.generators import (
+    accountant_csv,
+    accountant_detail_pdf,
+    accountant_summary_pdf,
+)
 from meritum_shared.constants.analytics import ReportFormat, ReportType
 
 __all__ = [
+    "LEGACY",
     "GenerationRequest",
     "Generator",
     "UnsupportedReport",
@@ -41,11 +48,36 @@ class GenerationRequest:
     format: ReportFormat
     period_start: date | None
     period_end: date | None
+    #: When the report was requested: the generation timestamp a file shows,
+    #: taken from the report row so that the same data gives the same bytes.
+    created_at: datetime
+
+    def scope(self) -> AuthContext:
+        """The tenant every read of this generation is scoped to."""
+        return AuthContext(provider_id=self.provider_id)
+
+    def period(self) -> Period:
+        """The period of a report that needs one; raises ValueError for one without."""
+        if self.period_start is None or self.period_end is None:
+            raise ValueError(f"{self.report_type.value} reports need a period")
+        return Period(self.period_start, self.period_end)
 
 
 Generator: TypeAlias = Callable[[sqlalchemy.Connection, GenerationRequest], Iterator[bytes]]
 
 _REGISTRY: Final[Mapping[tuple[ReportType, ReportFormat], Generator]] = MappingProxyType(
+    {
+        (ReportType.ACCOUNTANT_SUMMARY, ReportFormat.CSV): accountant_csv.generate,
+        (ReportType.ACCOUNTANT_SUMMARY, ReportFormat.PDF): accountant_summary_pdf.generate,
+        (ReportType.ACCOUNTANT_DETAIL, ReportFormat.PDF): accountant_detail_pdf.generate,
+    }
+)
+
+#: Pairs that are no longer requested but may still be waiting in the queue:
+#: the accountant CSV was stored as ACCOUNTANT_DETAIL before it took the
+#: specification's ACCOUNTANT_SUMMARY. Such rows keep their type (the report
+#: state machine forbids changing it) and are still generated and served.
+LEGACY: Final[Mapping[tuple[ReportType, ReportFormat], Generator]] = MappingProxyType(
     {
         (ReportType.ACCOUNTANT_DETAIL, ReportFormat.CSV): accountant_csv.generate,
     }
@@ -54,17 +86,17 @@ _REGISTRY: Final[Mapping[tuple[ReportType, ReportFormat], Generator]] = MappingP
 
 def generator_for(report_type: ReportType, format: ReportFormat) -> Generator:
     """The generator of a pair; raises :class:`UnsupportedReport` when none exists."""
-    try:
-        return _REGISTRY[report_type, format]
-    except KeyError:
-        raise UnsupportedReport.for_pair(report_type, format) from None
+    generator = _REGISTRY.get((report_type, format)) or LEGACY.get((report_type, format))
+    if generator is None:
+        raise UnsupportedReport.for_pair(report_type, format)
+    return generator
 
 
 def is_supported(report_type: ReportType, format: ReportFormat) -> bool:
-    """Whether a report of this type can be produced in this format."""
+    """Whether a report of this type can be requested in this format (legacy pairs cannot)."""
     return (report_type, format) in _REGISTRY
 
 
 def supported() -> frozenset[tuple[ReportType, ReportFormat]]:
-    """Every (report type, format) pair that has a generator."""
+    """Every (report type, format) pair that can be requested."""
     return frozenset(_REGISTRY)
