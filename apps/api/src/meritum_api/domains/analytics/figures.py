@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
-from meritum_api.auth.context import AuthContext
+from meritum_api.context import AuthContext
 from meritum_shared.constants.claims import ClaimState, ClaimType
 from meritum_shared.schemas.db import Claim, Provider
 
@@ -179,6 +179,12 @@ def _month_of(day: InstrumentedAttribute[date | None]) -> ColumnElement[date]:
     return sql_cast(func.date_trunc("month", sql_cast(day, DateTime(timezone=False))), Date)
 
 
+# Index: ix_claims_provider_id_payment_date serves this filter (EXPLAIN over the
+# seed's 33,000 claims and over 15 million: a bitmap index scan on provider and
+# payment date, the state a residual filter that drops almost nothing, since
+# only paid claims carry a payment date). The written-off total is a bitmap
+# scan of ix_claims_provider_id_date_of_service (EXPLAIN over the seed). No
+# further index is needed.
 def _is_paid_in(
     ctx: AuthContext, period: Period, claim: type[Claim] = Claim
 ) -> ColumnElement[bool]:
