@@ -10,7 +10,15 @@ one transaction together with its patients and claims, so a physician that
 exists is complete. Nothing is ever deleted; raising ``physicians`` adds
 only the new ones.
 
-Fast: patients and claims go in by ``COPY``.
+Consistent: every claim has its audit history, one row per change (created,
+edited, each state change in order, the last one naming the claim's state),
+``claims.created_at`` and ``updated_at`` are its first and last change, the
+submission batches list exactly the claims that carry their id (count and
+total included), AI Coach suggestions name real claims of the same
+physician, and the profile lists the BA numbers and locations claims bill
+under.
+
+Fast: every table goes in by ``COPY``.
 
 Demo logins are created in each physician's transaction, beside the
 physician they sign in as: ``physician<N>@demo.meritum.example`` for each,
@@ -32,7 +40,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final, cast
 from zoneinfo import ZoneInfo
@@ -44,7 +52,16 @@ from sqlalchemy.orm import Session
 
 from meritum_api.auth.service import create_user
 from meritum_shared.constants.auth import Permission, UserRole
-from meritum_shared.constants.claims import ClaimState, ClaimType
+from meritum_shared.constants.claims import (
+    BatchStatus,
+    BaType,
+    ClaimHistoryAction,
+    ClaimState,
+    ClaimType,
+    ProviderSettingSection,
+    SuggestionCategory,
+    SuggestionStatus,
+)
 from meritum_shared.schemas.db import providers
 
 #: The calendar the physicians work in: "today" is a date in Alberta.
@@ -204,7 +221,52 @@ _CLAIM_COLUMNS: Final = (
     "rejection_code",
     "wcb_claim_number",
     "wcb_form_type",
+    "batch_id",
+    "created_at",
+    "updated_at",
 )
+_BATCH_COLUMNS: Final = (
+    "batch_id",
+    "provider_id",
+    "claim_type",
+    "ba_number",
+    "submitted_at",
+    "claim_count",
+    "total_submitted",
+    "status",
+)
+_HISTORY_COLUMNS: Final = (
+    "event_id",
+    "claim_id",
+    "provider_id",
+    "occurred_at",
+    "action",
+    "from_state",
+    "to_state",
+    "actor",
+    "details",
+)
+_SUGGESTION_COLUMNS: Final = (
+    "suggestion_id",
+    "claim_id",
+    "provider_id",
+    "created_at",
+    "category",
+    "suggestion",
+    "status",
+    "dismissed_reason",
+    "revenue_impact",
+)
+_BA_COLUMNS: Final = ("provider_id", "ba_number", "ba_type", "active_from", "active_to")
+_LOCATION_COLUMNS: Final = (
+    "location_id",
+    "provider_id",
+    "name",
+    "functional_centre",
+    "default_ba_number",
+    "rrnp_rate",
+)
+_SETTING_COLUMNS: Final = ("provider_id", "section", "key", "value")
 
 
 #: Where demo logins live, and the password they share (development data only).
@@ -280,6 +342,9 @@ class _Physician:
     patients: list[tuple[Any, ...]] = field(default_factory=list)
     claims: list[tuple[Any, ...]] = field(default_factory=list)
     wcb_claims: int = 0
+    batches: list[tuple[Any, ...]] = field(default_factory=list)
+    history: list[tuple[Any, ...]] = field(default_factory=list)
+    suggestions: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def alberta_today() -> date:
@@ -310,6 +375,9 @@ def seed_demo(
     for index in range(physicians):
         # Reproducible on purpose: synthetic data, nothing secret is drawn.
         rng = random.Random(f"meritum-seed/{seed}/physician/{index}")  # noqa: S311
+        # A stream of its own for the claims' activity, so adding it left the
+        # claims themselves as they were.
+        activity = random.Random(f"meritum-seed/{seed}/physician/{index}/activity")  # noqa: S311
         plan = _plan_physician(rng, index=index, taken=taken)
         with _transaction(bind) as conn:
             if not _insert_provider(conn, plan):
@@ -317,10 +385,19 @@ def seed_demo(
                 continue
             _draw_patients(rng, plan, claims_per_month=claims_per_month, today=last_day)
             _draw_claims(
-                rng, plan, claims_per_month=claims_per_month, first=first_day, last=last_day
+                rng,
+                activity,
+                plan,
+                claims_per_month=claims_per_month,
+                first=first_day,
+                last=last_day,
             )
             _copy(conn, "patients", _PATIENT_COLUMNS, plan.patients)
+            _copy(conn, "submission_batches", _BATCH_COLUMNS, plan.batches)
             _copy(conn, "claims", _CLAIM_COLUMNS, plan.claims)
+            _copy(conn, "claim_audit_history", _HISTORY_COLUMNS, plan.history)
+            _copy(conn, "ai_coach_suggestions", _SUGGESTION_COLUMNS, plan.suggestions)
+            _add_profile(conn, activity, plan, since=first_day)
             _add_logins(conn, plan, index)
         created += 1
         patient_count += len(plan.patients)
@@ -448,7 +525,13 @@ class _Visit:
 
 
 def _draw_claims(
-    rng: random.Random, plan: _Physician, *, claims_per_month: int, first: date, last: date
+    rng: random.Random,
+    activity: random.Random,
+    plan: _Physician,
+    *,
+    claims_per_month: int,
+    first: date,
+    last: date,
 ) -> None:
     volume = claims_per_month * rng.uniform(0.7, 1.3)
     # Weekdays carry the work; a few weekend shifts (weights sum to about 7).
@@ -464,9 +547,14 @@ def _draw_claims(
         day += timedelta(days=1)
     states = [_state(rng, v, last) for v in visits]
     _cover_every_state(rng, visits, states, last)
-    for visit, state in zip(visits, states, strict=True):
-        plan.claims.append(_claim_row(rng, plan, visit, state))
+    rows = [
+        _claim_row(rng, plan, visit, state) for visit, state in zip(visits, states, strict=True)
+    ]
+    batches = _Batches(activity, plan)
+    for visit, state, row in zip(visits, states, rows, strict=True):
+        plan.claims.append(_with_activity(activity, plan, batches, visit, state, row, last))
         plan.wcb_claims += visit.claim_type is ClaimType.WCB
+    plan.batches.extend(batches.rows())
 
 
 def _visit(
@@ -609,3 +697,246 @@ def _copy(
     with raw.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
+
+
+# --- what happened to each claim: batches, history, AI Coach suggestions ------------
+
+_SUBMITTED_STATES: Final = frozenset(
+    {
+        ClaimState.SUBMITTED,
+        ClaimState.ASSESSED,
+        ClaimState.PAID,
+        ClaimState.ADJUSTED,
+        ClaimState.REJECTED,
+        ClaimState.WRITTEN_OFF,
+    }
+)
+#: AHCIP batches go out on Wednesdays, WCB ones the day after the visit.
+_AHCIP_BATCH_WEEKDAY: Final = 2
+
+SUGGESTIONS: Final = {
+    SuggestionCategory.MISSED_MODIFIER: (
+        "Add the CMGP modifier: the visit qualifies as comprehensive care",
+        "Add the after-hours modifier (AFHR): the service started after 17:00",
+    ),
+    SuggestionCategory.CODE_SELECTION: (
+        "Consider 03.04A: the note documents a comprehensive assessment",
+        "03.03A fits better than 03.08A for a visit of this length",
+    ),
+    SuggestionCategory.DOCUMENTATION: (
+        "Record the time spent, in minutes, to support the time-based code",
+        "Note the referring practitioner's name, as the code requires",
+    ),
+    SuggestionCategory.REJECTION_RISK: (
+        "The patient's coverage could not be confirmed for the date of service",
+        'A claim for the same service and day exists: "duplicate" risk',
+    ),
+    SuggestionCategory.DEADLINE: (
+        "Submit within 10 days: the 90-day AHCIP deadline is near",
+        "The WCB report is due within 3 business days for the full fee",
+    ),
+}
+DISMISSED_REASONS: Final = (
+    "Not applicable to this visit",
+    "Already documented in the chart",
+    "Patient declined, noted in the record",
+    "Disagree: the service was brief",
+)
+
+
+def _at(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(day, time(hour, minute), tzinfo=ALBERTA)
+
+
+def _submission_day(visit: _Visit, today: date) -> date:
+    if visit.claim_type is ClaimType.WCB:
+        day = visit.served + timedelta(days=1)
+    else:
+        day = visit.served + timedelta(
+            days=(_AHCIP_BATCH_WEEKDAY - visit.served.weekday()) % 7 or 7
+        )
+    return min(day, today)
+
+
+class _Batches:
+    """The submission batches of one physician, grouped by claim type, BA and day."""
+
+    def __init__(self, rng: random.Random, plan: _Physician) -> None:
+        self._rng = rng
+        self._plan = plan
+        self._by_key: dict[tuple[ClaimType, str, date], list[Any]] = {}
+
+    def add(self, visit: _Visit, day: date, state: ClaimState) -> tuple[uuid.UUID, datetime]:
+        """Put the claim in its batch; the batch's id and when it was sent."""
+        key = (visit.claim_type, visit.ba_number, day)
+        batch = self._by_key.get(key)
+        if batch is None:
+            batch = [_uuid(self._rng), _at(day, 18), 0, Decimal("0.00"), True]
+            self._by_key[key] = batch
+        batch[2] += 1
+        batch[3] += visit.submitted
+        batch[4] = batch[4] and state is not ClaimState.SUBMITTED
+        return batch[0], batch[1]
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """One row per batch, in the order they were sent."""
+        rows = [
+            (
+                batch_id,
+                self._plan.provider_id,
+                claim_type.value,
+                ba_number,
+                sent_at,
+                count,
+                total,
+                (BatchStatus.PROCESSED if processed else BatchStatus.SUBMITTED).value,
+            )
+            for (claim_type, ba_number, _), (batch_id, sent_at, count, total, processed) in (
+                self._by_key.items()
+            )
+        ]
+        return sorted(rows, key=lambda row: (row[4], str(row[0])))
+
+
+def _with_activity(
+    rng: random.Random,
+    plan: _Physician,
+    batches: _Batches,
+    visit: _Visit,
+    state: ClaimState,
+    row: tuple[Any, ...],
+    today: date,
+) -> tuple[Any, ...]:
+    """The claim row completed with its batch and timestamps; its history and suggestions."""
+    claim_id = row[0]
+    payer = "system:wcb" if visit.claim_type is ClaimType.WCB else "system:ahcip"
+    author = "delegate" if rng.random() < 0.2 else "physician"
+    events: list[
+        tuple[datetime, ClaimHistoryAction, ClaimState | None, ClaimState | None, str, str | None]
+    ] = []
+
+    def change(
+        at: datetime, old: ClaimState, new: ClaimState, actor: str, note: str | None
+    ) -> None:
+        events.append((at, ClaimHistoryAction.STATE_CHANGED, old, new, actor, note))
+
+    created = _at(visit.served, rng.randint(8, 14), rng.randint(0, 59))
+    events.append((created, ClaimHistoryAction.CREATED, None, ClaimState.DRAFT, author, None))
+    if rng.random() < 0.1:
+        note = rng.choice(
+            ("Modifiers updated", "Diagnostic code corrected", "Note du médecin : « vérifié »")
+        )
+        events.append(
+            (created + timedelta(minutes=5), ClaimHistoryAction.EDITED, None, None, author, note)
+        )
+    if rng.random() < (0.25 if state is ClaimState.DRAFT else 0.08):
+        _suggest(rng, plan, claim_id, visit, state, created + timedelta(minutes=1))
+    queued = created + timedelta(minutes=rng.randint(10, 120))
+    batch_id: uuid.UUID | None = None
+    if state is ClaimState.EXPIRED:
+        expired = _at(min(visit.served + timedelta(days=90), today), 0, 5)
+        change(expired, ClaimState.DRAFT, state, "system:deadlines", "Submission deadline passed")
+    elif state is not ClaimState.DRAFT:
+        change(queued, ClaimState.DRAFT, ClaimState.QUEUED, author, None)
+    if state in _SUBMITTED_STATES:
+        batch_id, sent = batches.add(visit, _submission_day(visit, today), state)
+        change(
+            sent, ClaimState.QUEUED, ClaimState.SUBMITTED, "system:submission", f"Batch {batch_id}"
+        )
+        settles = _at(visit.pay_day, 6) if visit.pay_day <= today else sent + timedelta(hours=40)
+        outcome = sent + (settles - sent) / 2
+        if state in (ClaimState.ASSESSED, ClaimState.PAID, ClaimState.ADJUSTED):
+            change(outcome, ClaimState.SUBMITTED, ClaimState.ASSESSED, payer, None)
+        if state in (ClaimState.PAID, ClaimState.ADJUSTED):
+            change(settles, ClaimState.ASSESSED, state, payer, f"Paid {row[9]:f}")
+        if state in (ClaimState.REJECTED, ClaimState.WRITTEN_OFF):
+            change(
+                outcome,
+                ClaimState.SUBMITTED,
+                ClaimState.REJECTED,
+                payer,
+                f"Explanatory code {row[14]}",
+            )
+        if state is ClaimState.WRITTEN_OFF:
+            change(
+                settles, ClaimState.REJECTED, state, author, "Written off, not worth resubmitting"
+            )
+    for at, action, old, new, actor, details in events:
+        plan.history.append(
+            (
+                _uuid(rng),
+                claim_id,
+                plan.provider_id,
+                at,
+                action.value,
+                None if old is None else old.value,
+                None if new is None else new.value,
+                actor,
+                details,
+            )
+        )
+    return (*row, batch_id, events[0][0], max(event[0] for event in events))
+
+
+def _suggest(
+    rng: random.Random,
+    plan: _Physician,
+    claim_id: uuid.UUID,
+    visit: _Visit,
+    state: ClaimState,
+    at: datetime,
+) -> None:
+    category = rng.choice(list(SuggestionCategory))
+    if state is ClaimState.DRAFT:
+        status = SuggestionStatus.PENDING
+    else:
+        status = rng.choices(list(SuggestionStatus), weights=(10, 55, 35))[0]
+    impact: Decimal | None = None
+    if category is SuggestionCategory.MISSED_MODIFIER:
+        impact = _money(visit.service.base_fee * Decimal("0.20"))
+    elif category is SuggestionCategory.CODE_SELECTION:
+        impact = _money(visit.service.base_fee * _share(rng, -30, 60))
+    elif category in (SuggestionCategory.REJECTION_RISK, SuggestionCategory.DEADLINE):
+        impact = visit.submitted
+    plan.suggestions.append(
+        (
+            _uuid(rng),
+            claim_id,
+            plan.provider_id,
+            at,
+            category.value,
+            rng.choice(SUGGESTIONS[category]),
+            status.value,
+            rng.choice(DISMISSED_REASONS) if status is SuggestionStatus.DISMISSED else None,
+            impact,
+        )
+    )
+
+
+_BA_TYPES: Final = (BaType.FFS, BaType.PCPCM, BaType.ARP)
+
+
+def _add_profile(conn: Connection, rng: random.Random, plan: _Physician, *, since: date) -> None:
+    """The profile's BA numbers, locations (those claims name) and settings."""
+    active_from = since - timedelta(days=rng.randint(30, 900))
+    bas = [
+        (plan.provider_id, ba, _BA_TYPES[i % len(_BA_TYPES)].value, active_from, None)
+        for i, ba in enumerate(plan.ba_numbers)
+    ]
+    locations = [
+        (_uuid(rng), plan.provider_id, site.name, f"FC{_digits(rng, 4)}", ba, site.rrnp_rate)
+        for site, ba in plan.sites
+    ]
+    wcb, preferences = ProviderSettingSection.WCB.value, ProviderSettingSection.PREFERENCES.value
+    settings = [
+        (plan.provider_id, wcb, "contract_id", _digits(rng, 6)),
+        (plan.provider_id, wcb, "role_code", "GP"),
+        (plan.provider_id, wcb, "skill_code", "GPRA"),
+        (plan.provider_id, wcb, "first_report_form", WCB_FIRST_REPORT),
+        (plan.provider_id, preferences, "timezone", "America/Edmonton"),
+        (plan.provider_id, preferences, "report_ready_email", rng.choice(("true", "false"))),
+        (plan.provider_id, preferences, "default_claim_type", ClaimType.AHCIP.value),
+    ]
+    _copy(conn, "provider_ba_numbers", _BA_COLUMNS, bas)
+    _copy(conn, "practice_locations", _LOCATION_COLUMNS, locations)
+    _copy(conn, "provider_settings", _SETTING_COLUMNS, settings)

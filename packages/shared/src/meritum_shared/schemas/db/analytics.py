@@ -236,6 +236,40 @@ class ReportIdempotencyKey(Base):
 report_idempotency_keys: Table = cast(Table, ReportIdempotencyKey.__table__)
 
 
+class ReportExportSecret(Base):
+    """The password of a protected data export, sealed, while its archive is being made.
+
+    AES-256-GCM under a key derived from the master key ``key_id`` names,
+    with the report id as associated data (a sealed row moved to another
+    report does not open). One row per report, written with the request and
+    deleted when generation ends (ready or failed) or at expiry at the latest.
+    """
+
+    __tablename__ = "report_export_secrets"
+    __table_args__ = (
+        CheckConstraint("octet_length(nonce) = 12", name="nonce_length"),
+        # 12 to 128 characters of up to 4 UTF-8 bytes each, and the 16-byte tag.
+        CheckConstraint("octet_length(ciphertext) BETWEEN 28 AND 528", name="ciphertext_length"),
+        CheckConstraint(r"key_id ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'", name="key_id_shape"),
+    )
+
+    report_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("generated_reports.report_id", ondelete="CASCADE"), primary_key=True
+    )
+    key_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+    def __repr__(self) -> str:
+        return f"ReportExportSecret(report_id={self.report_id!s})"
+
+
+report_export_secrets: Table = cast(Table, ReportExportSecret.__table__)
+
+
 class InsertGeneratedReport(BaseModel):
     """What a caller supplies to insert a row: defaulted columns are optional."""
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    UniqueConstraint,
     Uuid,
     func,
     text,
@@ -78,6 +79,10 @@ class Claim(Base):
         Index("ix_claims_provider_id_payment_date", "provider_id", "payment_date"),
         Index("ix_claims_provider_id_date_of_service", "provider_id", "date_of_service"),
         Index("ix_claims_patient_id", "patient_id"),
+        Index("ix_claims_batch_id", "batch_id"),
+        # The target of the composite foreign keys that tie a claim's history
+        # and suggestions to the claim's own provider.
+        UniqueConstraint("claim_id", "provider_id"),
     )
 
     claim_id: Mapped[uuid.UUID] = mapped_column(
@@ -104,6 +109,10 @@ class Claim(Base):
     location: Mapped[str] = mapped_column(String(100), nullable=False)
     rrnp_premium: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
     rejection_code: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    #: The submission batch that carried the claim (none while draft or queued).
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("submission_batches.batch_id"), nullable=True
+    )
     wcb_claim_number: Mapped[str | None] = mapped_column(String(20), nullable=True)
     wcb_form_type: Mapped[str | None] = mapped_column(String(10), nullable=True)
     created_at: Mapped[datetime] = mapped_column(
