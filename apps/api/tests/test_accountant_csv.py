@@ -323,13 +323,16 @@ def test_any_location_and_fee_round_trips(
 # --- the registry ------------------------------------------------------------------
 
 
-def test_the_accountant_csv_and_both_pdfs_can_be_requested() -> None:
+def test_the_accountant_csv_both_pdfs_and_the_data_export_can_be_requested() -> None:
     assert supported() == {
         (ReportType.ACCOUNTANT_SUMMARY, ReportFormat.CSV),
         (ReportType.ACCOUNTANT_SUMMARY, ReportFormat.PDF),
         (ReportType.ACCOUNTANT_DETAIL, ReportFormat.PDF),
+        (ReportType.DATA_PORTABILITY, ReportFormat.ZIP),
     }
-    assert set(ACCOUNTANT_OUTPUT.values()) == supported()
+    assert set(ACCOUNTANT_OUTPUT.values()) == supported() - {
+        (ReportType.DATA_PORTABILITY, ReportFormat.ZIP)
+    }
 
 
 def test_csvs_stored_under_the_old_type_are_still_generated_but_never_requested() -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from meritum_api.domains.analytics import repository
+from meritum_api.domains.analytics import export_secrets, repository
 from meritum_api.domains.analytics.keys import REPORTS_PREFIX, report_id_of
 
 if TYPE_CHECKING:
@@ -32,6 +32,8 @@ class CleanupResult:
     orphans_deleted: int
     #: Unfinished writes of killed workers (temporary files, incomplete uploads).
     partials_discarded: int = 0
+    #: Sealed export passwords left behind (their report settled or expired).
+    secrets_discarded: int = 0
 
 
 def expire_reports(*, deps: Deps) -> tuple[int, int]:
@@ -87,19 +89,29 @@ def sweep_orphans(*, deps: Deps) -> int:
 
 
 def run_cleanup(*, deps: Deps) -> CleanupResult:
-    """One idempotent cleanup pass: expiry, the orphan sweep, abandoned partial writes."""
+    """One idempotent cleanup pass: expiry, sealed passwords, orphans, abandoned partial writes."""
     expired, files = expire_reports(deps=deps)
+    # Settling deletes a password already; this is the "at expiry at the latest"
+    # for a report whose generation never ended (or a settle that predates it).
+    with deps.session_factory.begin() as session:
+        secrets = export_secrets.discard_unneeded(session=session)
     orphans = sweep_orphans(deps=deps)
     # A write still in progress is younger than the grace period: never touched.
     partials = deps.storage.discard_partials(older_than=_grace_cutoff(deps))
-    if expired or orphans or partials:
+    if expired or orphans or partials or secrets:
         log.info(
-            "cleanup: %d reports expired, %d files deleted, %d orphans, %d partial writes",
+            "cleanup: %d reports expired, %d files deleted, %d orphans, %d partial writes, "
+            "%d sealed passwords",
             expired,
             files,
             orphans,
             partials,
+            secrets,
         )
     return CleanupResult(
-        expired=expired, files_deleted=files, orphans_deleted=orphans, partials_discarded=partials
+        expired=expired,
+        files_deleted=files,
+        orphans_deleted=orphans,
+        partials_discarded=partials,
+        secrets_discarded=secrets,
     )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from sqlalchemy.orm import Session
 
+from meritum_api.domains.analytics import export_secrets
 from meritum_api.domains.analytics.schemas import ReportView
 
 if TYPE_CHECKING:
@@ -23,8 +24,14 @@ if TYPE_CHECKING:
 #: One consequence of a report settling; it writes only through ``session``.
 Effect: TypeAlias = Callable[["Deps", Session, ReportView], None]
 
+
+def discard_export_password(deps: Deps, session: Session, report: ReportView) -> None:
+    """Generation has ended (ready or failed): a protected export's password goes with it."""
+    export_secrets.discard(session=session, report_id=report.report_id)
+
+
 #: The consequences every process runs, in order (the container may add more).
-DEFAULT_EFFECTS: tuple[Effect, ...] = ()
+DEFAULT_EFFECTS: tuple[Effect, ...] = (discard_export_password,)
 
 
 def report_settled(*, deps: Deps, session: Session, report: ReportView) -> None:

@@ -13,14 +13,22 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from meritum_api.domains.analytics import repository
+from meritum_api.domains.analytics import export_secrets, repository
 from meritum_api.domains.analytics.effects import report_settled
 from meritum_api.domains.analytics.exceptions import TransitionConflict
 from meritum_api.domains.analytics.generators import GenerationRequest
-from meritum_shared.constants.analytics import GENERATION_FAILED_MESSAGE, ReportStatus
+from meritum_shared.constants.analytics import (
+    GENERATION_FAILED_MESSAGE,
+    ReportStatus,
+    ReportType,
+)
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+    from sqlalchemy.orm import Session
+
     from meritum_api.deps import Deps
+    from meritum_api.domains.analytics.schemas import ReportView
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +45,19 @@ def describe_failure(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)[-4:]
     where = " <- ".join(f"{f.name}@{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in frames)
     return f"{type(exc).__name__} at {where or 'unknown'}"
+
+
+def _export_password(deps: Deps, session: Session, report: ReportView) -> SecretStr | None:
+    """A protected export's password, unsealed for this run only (never logged or kept)."""
+    if report.report_type is not ReportType.DATA_PORTABILITY:
+        return None
+    password = export_secrets.load(
+        session=session, keyring=deps.keyring, report_id=report.report_id
+    )
+    if password is None and export_secrets.was_protected(session=session, report=report):
+        # Never fall back to an archive without the protection that was asked for.
+        raise export_secrets.ExportSecretMissing("the sealed password of the export is gone")
+    return password
 
 
 def generate_report(
@@ -71,6 +92,7 @@ def generate_report(
                 period_start=report.period_start,
                 period_end=report.period_end,
                 created_at=report.created_at,
+                password=_export_password(deps, session, report),
             )
             with deps.engine.connect() as conn:
                 # The write is atomic: until it returns nothing is visible under

@@ -68,6 +68,7 @@ def blueprint(settings: Settings) -> Blueprint:
             "files_deleted": result.files_deleted,
             "orphans_deleted": result.orphans_deleted,
             "partials_discarded": result.partials_discarded,
+            "secrets_discarded": result.secrets_discarded,
         }
 
     return bp

@@ -107,6 +107,7 @@ def request_data_portability(
             session=session,
             ctx=ctx,
             queue=deps.queue,
+            keyring=deps.keyring,
             request=body or DataPortabilityRequest(),
             idempotency_key=idempotency_key,
         )
@@ -156,6 +157,7 @@ def get_report(report_id: uuid.UUID, ctx: Viewer, deps: AppDeps) -> Response:
             "sha256": found.sha256.hex() if found.sha256 is not None else None,
             "first_downloaded_at": found.first_downloaded_at,
             "download_count": found.download_count,
+            "password_protected": found.password_protected,
         }
     )
     response = _json(DataEnvelope[ReportDetail](data=detail))

@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from meritum_api.audit import repository as audit
 from meritum_api.context import AuthContext
-from meritum_api.domains.analytics import repository
+from meritum_api.crypto.keys import Keyring
+from meritum_api.domains.analytics import export_secrets, repository
 from meritum_api.domains.analytics.downloads import Download
 from meritum_api.domains.analytics.exceptions import (
     IdempotencyKeyReused,
@@ -211,10 +212,15 @@ def request_data_portability(
     session: Session,
     ctx: AuthContext,
     queue: procrastinate.App,
+    keyring: Keyring,
     request: DataPortabilityRequest,
     idempotency_key: str | None = None,
 ) -> Requested:
-    """Queue an export of all of the physician's data; at most 3 a day (audited, sensitive)."""
+    """Queue an export of all of the physician's data; at most 3 a day (audited, sensitive).
+
+    A password is sealed under the master key in the same transaction as the
+    report and its job, so the worker finds it before it can see the job.
+    """
     protected = request.password is not None
     # The password itself never enters the fingerprint: only whether one was given.
     requested = _request_once(
@@ -229,6 +235,13 @@ def request_data_portability(
         period_end=None,
     )
     if not requested.replayed:
+        if request.password is not None:
+            export_secrets.store(
+                session=session,
+                keyring=keyring,
+                report_id=requested.report.report_id,
+                password=request.password,
+            )
         audit.record(
             session=session,
             ctx=ctx,
@@ -269,6 +282,8 @@ class ReportDetails:
     #: From the audit trail: the first completed download and how many there were.
     first_downloaded_at: datetime | None
     download_count: int
+    #: A data export asked for with a password (from its request's audit entry).
+    password_protected: bool = False
 
 
 def report_detail(*, session: Session, ctx: AuthContext, report_id: uuid.UUID) -> ReportDetails:
@@ -280,8 +295,15 @@ def report_detail(*, session: Session, ctx: AuthContext, report_id: uuid.UUID) -
     first, count = audit.first_and_count(
         session=session, ctx=ctx, resource_id=report_id, action=_download_action(report)
     )
+    protected = report.report_type is ReportType.DATA_PORTABILITY and (
+        export_secrets.was_protected(session=session, report=report)
+    )
     return ReportDetails(
-        report=report, sha256=digest, first_downloaded_at=first, download_count=count
+        report=report,
+        sha256=digest,
+        first_downloaded_at=first,
+        download_count=count,
+        password_protected=protected,
     )
 
 

@@ -192,6 +192,8 @@ class ReportDetail(ReportOut):
     #: From the audit trail: the first successful download and how many there were.
     first_downloaded_at: AwareDatetime | None = None
     download_count: int = 0
+    #: A data portability export protected by a password (never the password itself).
+    password_protected: bool = False
 
 
 class Pagination(BaseModel):

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import MappingProxyType
 from typing import Final, TypeAlias
 
 import sqlalchemy
+from pydantic import SecretStr
 
 from meritum_api.context import AuthContext
 from meritum_api.domains.analytics.exceptions import UnsupportedReport
@@ -24,6 +25,7 @@ from meritum_api.domains.analytics.generators import (
     accountant_csv,
     accountant_detail_pdf,
     accountant_summary_pdf,
+    data_portability,
 )
 from meritum_shared.constants.analytics import ReportFormat, ReportType
 
@@ -51,6 +53,9 @@ class GenerationRequest:
     #: When the report was requested: the generation timestamp a file shows,
     #: taken from the report row so that the same data gives the same bytes.
     created_at: datetime
+    #: The archive password of a protected data export, unsealed by the worker for
+    #: this run only; kept out of every repr (and SecretStr masks it again).
+    password: SecretStr | None = field(default=None, repr=False, compare=False)
 
     def scope(self) -> AuthContext:
         """The tenant every read of this generation is scoped to."""
@@ -70,6 +75,7 @@ _REGISTRY: Final[Mapping[tuple[ReportType, ReportFormat], Generator]] = MappingP
         (ReportType.ACCOUNTANT_SUMMARY, ReportFormat.CSV): accountant_csv.generate,
         (ReportType.ACCOUNTANT_SUMMARY, ReportFormat.PDF): accountant_summary_pdf.generate,
         (ReportType.ACCOUNTANT_DETAIL, ReportFormat.PDF): accountant_detail_pdf.generate,
+        (ReportType.DATA_PORTABILITY, ReportFormat.ZIP): data_portability.generate,
     }
 )
 
