@@ -34,8 +34,28 @@ SELECT md5(string_agg(row_text, '|' ORDER BY row_text)) FROM (
     UNION ALL
     SELECT concat_ws(',', claim_id, provider_id, patient_id, claim_type, state,
         date_of_service, hsc_code, modifiers, submitted_fee, assessed_fee, payment_date,
-        ba_number, location, rrnp_premium, rejection_code, wcb_claim_number, wcb_form_type)
+        ba_number, location, rrnp_premium, rejection_code, wcb_claim_number, wcb_form_type,
+        batch_id, created_at, updated_at)
     FROM claims
+    UNION ALL
+    SELECT concat_ws(',', batch_id, provider_id, claim_type, ba_number, submitted_at,
+        claim_count, total_submitted, status)
+    FROM submission_batches
+    UNION ALL
+    SELECT concat_ws(',', event_id, claim_id, occurred_at, action, from_state, to_state, actor,
+        details)
+    FROM claim_audit_history
+    UNION ALL
+    SELECT concat_ws(',', suggestion_id, claim_id, created_at, category, suggestion, status,
+        dismissed_reason, revenue_impact)
+    FROM ai_coach_suggestions
+    UNION ALL
+    SELECT concat_ws(',', provider_id, ba_number, ba_type, active_from) FROM provider_ba_numbers
+    UNION ALL
+    SELECT concat_ws(',', location_id, name, functional_centre, default_ba_number, rrnp_rate)
+    FROM practice_locations
+    UNION ALL
+    SELECT concat_ws(',', provider_id, section, key, value) FROM provider_settings
 ) everything
 """
 
@@ -87,6 +107,94 @@ def test_several_physicians_each_with_every_state_and_both_claim_types(
         assert 1 <= bas <= 3
         assert 2 <= locations <= 4
         assert 80 * 0.5 <= total / months <= 80 * 1.6
+
+
+#: Each query counts the rows that break one rule of the claims' activity; all must be 0.
+ACTIVITY_RULES = {
+    "every claim has its creation, first": """
+        SELECT count(*) FROM claims c WHERE NOT EXISTS (
+            SELECT 1 FROM claim_audit_history h WHERE h.claim_id = c.claim_id
+            AND h.action = 'CREATED' AND h.occurred_at = c.created_at)
+    """,
+    "the last state change names the claim's state": """
+        SELECT count(*) FROM claims c WHERE c.state <> (
+            SELECT h.to_state FROM claim_audit_history h
+            WHERE h.claim_id = c.claim_id AND h.to_state IS NOT NULL
+            ORDER BY h.occurred_at DESC LIMIT 1)
+    """,
+    "each change starts where the one before ended": """
+        SELECT count(*) FROM (
+            SELECT from_state, lag(to_state) OVER (PARTITION BY claim_id ORDER BY occurred_at)
+                AS before
+            FROM claim_audit_history WHERE to_state IS NOT NULL) steps
+        WHERE from_state IS DISTINCT FROM before
+    """,
+    "updated_at is the last change": """
+        SELECT count(*) FROM claims c WHERE c.updated_at <> (
+            SELECT max(occurred_at) FROM claim_audit_history h WHERE h.claim_id = c.claim_id)
+    """,
+    "claims sent have a batch, the others none": """
+        SELECT count(*) FROM claims WHERE (batch_id IS NOT NULL)
+            <> (state NOT IN ('DRAFT', 'QUEUED', 'EXPIRED'))
+    """,
+    "a batch lists exactly its claims, count and total": """
+        SELECT count(*) FROM submission_batches b LEFT JOIN LATERAL (
+            SELECT count(*) AS n, sum(submitted_fee) AS total, bool_and(
+                c.provider_id = b.provider_id AND c.claim_type = b.claim_type
+                AND c.ba_number = b.ba_number) AS same
+            FROM claims c WHERE c.batch_id = b.batch_id) listed ON true
+        WHERE listed.n <> b.claim_count OR listed.total <> b.total_submitted
+            OR NOT listed.same
+    """,
+    "a claim is sent in its batch's moment": """
+        SELECT count(*) FROM claims c JOIN submission_batches b USING (batch_id)
+        WHERE NOT EXISTS (SELECT 1 FROM claim_audit_history h WHERE h.claim_id = c.claim_id
+            AND h.to_state = 'SUBMITTED' AND h.occurred_at = b.submitted_at)
+    """,
+    "a suggestion follows its claim's creation": """
+        SELECT count(*) FROM ai_coach_suggestions s JOIN claims c USING (claim_id)
+        WHERE s.created_at < c.created_at OR s.provider_id <> c.provider_id
+    """,
+    "claims bill at the profile's locations and BA numbers": """
+        SELECT count(*) FROM claims c WHERE NOT EXISTS (
+            SELECT 1 FROM practice_locations l
+            WHERE l.provider_id = c.provider_id AND l.name = c.location)
+        OR NOT EXISTS (SELECT 1 FROM provider_ba_numbers b
+            WHERE b.provider_id = c.provider_id AND b.ba_number = c.ba_number)
+    """,
+}
+
+
+@pytest.mark.parametrize("rule", list(ACTIVITY_RULES))
+def test_claims_activity_is_consistent(engine: Engine, seeded: SeedSummary, rule: str) -> None:
+    with engine.connect() as conn:
+        assert _scalar(conn, ACTIVITY_RULES[rule]) == 0
+
+
+def test_every_physician_has_batches_history_suggestions_and_a_profile(
+    engine: Engine, seeded: SeedSummary
+) -> None:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT p.provider_id, "
+                "(SELECT count(*) FROM submission_batches b WHERE b.provider_id = p.provider_id), "
+                "(SELECT count(*) FROM claim_audit_history h WHERE h.provider_id = p.provider_id),"
+                " (SELECT count(*) FROM ai_coach_suggestions s "
+                "WHERE s.provider_id = p.provider_id), "
+                "(SELECT count(DISTINCT status) FROM ai_coach_suggestions s "
+                "WHERE s.provider_id = p.provider_id), "
+                "(SELECT count(*) FROM provider_settings s WHERE s.provider_id = p.provider_id) "
+                "FROM providers p"
+            )
+        ).all()
+    assert len(rows) == 3
+    for _, batches, history, suggestions, statuses, settings in rows:
+        assert batches > 0
+        assert history > 0
+        assert suggestions > 0
+        assert statuses == 3
+        assert settings > 0
 
 
 def test_names_carry_accents_apostrophes_hyphens_and_commas(
