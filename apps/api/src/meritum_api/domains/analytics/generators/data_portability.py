@@ -19,11 +19,12 @@ from __future__ import annotations
 import json
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, cast
 from zoneinfo import ZoneInfo
 
+from pydantic import SecretStr
 from sqlalchemy import Connection, select
 from stream_zip import ZIP_32, MemberFile, stream_zip
 
@@ -176,18 +177,19 @@ def generate(conn: Connection, request: GenerationRequest) -> Iterator[bytes]:
         yield MANIFEST, modified_at, ENTRY_MODE, ZIP_32, manifest()
         yield README, modified_at, ENTRY_MODE, ZIP_32, iter((readme_bytes,))
 
+    yield from archive(members(), request.password)
+
+
+def archive(members: Iterable[MemberFile], password: SecretStr | None) -> Iterator[bytes]:
+    """Zip ``members`` as the export does: deflate 6, AES-256 (AE-2) with a password."""
     # The key derivation gets the password's UTF-8 bytes, as 7-Zip and WinZip
     # derive it: handed a str, pycryptodome would encode it as Latin-1 (a wrong
     # key for any accented password, and a failure beyond Latin-1).
-    password = (
-        None
-        if request.password is None
-        else cast(str, request.password.get_secret_value().encode("utf-8"))
-    )
+    key = None if password is None else cast(str, password.get_secret_value().encode("utf-8"))
     yield from stream_zip(
-        members(),
+        members,
         chunk_size=CHUNK_SIZE,
         get_compressobj=_compressor,
         extended_timestamps=True,
-        password=password,
+        password=key,
     )
