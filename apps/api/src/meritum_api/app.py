@@ -20,6 +20,7 @@ from meritum_api.http.log_redaction import install_log_redaction
 from meritum_api.http.middleware import DOCS_PATHS, BodyPolicyMiddleware, HardeningMiddleware
 from meritum_api.http.openapi import ALWAYS, install_openapi
 from meritum_api.ratelimit import RateLimiter, RateLimitMiddleware
+from meritum_web.app import PAGE_CSP, install_web, is_page
 
 __all__ = ["create_app"]
 
@@ -59,6 +60,7 @@ def create_app(deps: Deps) -> FastAPI:
     install_openapi(app)
     if development:
         install_docs(app, openapi_url="/openapi.json")
+    install_web(app)
 
     @app.get("/health", tags=["operations"], responses=ALWAYS)
     def health(deps: AppDeps) -> HealthEnvelope:
@@ -80,10 +82,14 @@ def create_app(deps: Deps) -> FastAPI:
         identify=rate_limit_identity,
     )
     app.add_middleware(AuthenticationMiddleware, resolve=credential_resolver(deps))
-    app.add_middleware(BodyPolicyMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyPolicyMiddleware, max_body_bytes=settings.max_body_bytes, accepts_form=is_page
+    )
     app.add_middleware(
         HardeningMiddleware,
         hsts=not development,
         docs_paths=DOCS_PATHS if development else (),
+        page_csp=PAGE_CSP,
+        is_page=is_page,
     )
     return app

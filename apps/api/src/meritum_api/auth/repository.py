@@ -15,7 +15,7 @@ from sqlalchemy import CursorResult, Interval, bindparam, delete, func, insert, 
 from sqlalchemy.orm import Session
 
 from meritum_shared.constants.auth import UserRole
-from meritum_shared.schemas.db import auth_sessions, users
+from meritum_shared.schemas.db import auth_sessions, providers, users
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,3 +184,13 @@ def purge_expired_sessions(*, session: Session, user_id: uuid.UUID | None = None
         statement = statement.where(auth_sessions.c.user_id == user_id)
     result: CursorResult[Any] = session.execute(statement)  # type: ignore[assignment]
     return result.rowcount
+
+
+def provider_name(*, session: Session, provider_id: uuid.UUID) -> tuple[str, str] | None:
+    """The provider's (first name, last name), or None if there is no such provider."""
+    row = session.execute(
+        select(providers.c.first_name, providers.c.last_name).where(
+            providers.c.provider_id == provider_id
+        )
+    ).first()
+    return None if row is None else (row.first_name, row.last_name)

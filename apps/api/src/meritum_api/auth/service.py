@@ -233,3 +233,9 @@ def logout(*, session: Session, principal: Principal) -> None:
 def purge_expired_sessions(*, session: Session) -> int:
     """Delete every expired session; returns how many."""
     return repo.purge_expired_sessions(session=session)
+
+
+def physician_name(*, session: Session, ctx: AuthContext) -> str:
+    """Whom the context acts for, as a page names them: ``Dr. First Last``."""
+    found = repo.provider_name(session=session, provider_id=ctx.provider_id)
+    return "your physician" if found is None else f"Dr. {found[0]} {found[1]}"

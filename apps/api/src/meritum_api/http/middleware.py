@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from email.message import Message as EmailMessage
 from typing import Final
 
@@ -57,6 +57,10 @@ _STATIC_HEADERS: Final = (
 _REMOVED_HEADERS: Final = ("server", "x-powered-by")
 
 
+def _never(path: str) -> bool:
+    return False
+
+
 class HardeningMiddleware:
     """A request id, security headers on every response, and the generic 500.
 
@@ -68,10 +72,27 @@ class HardeningMiddleware:
     truncated file look complete.
     """
 
-    def __init__(self, app: ASGIApp, *, hsts: bool, docs_paths: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        hsts: bool,
+        docs_paths: Iterable[str] = (),
+        page_csp: str | None = None,
+        is_page: Callable[[str], bool] = _never,
+    ) -> None:
         self.app = app
         self.hsts = hsts
         self.docs_paths = frozenset(docs_paths)
+        self.page_csp = page_csp
+        self.is_page = is_page
+
+    def _csp(self, path: str) -> str:
+        if path in self.docs_paths:
+            return DOCS_CSP
+        if self.page_csp is not None and self.is_page(path):
+            return self.page_csp
+        return API_CSP
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,7 +100,7 @@ class HardeningMiddleware:
             return
         request_id = uuid.uuid4().hex
         scope.setdefault("state", {})[REQUEST_ID_STATE_KEY] = request_id
-        csp = DOCS_CSP if scope.get("path") in self.docs_paths else API_CSP
+        csp = self._csp(scope.get("path", ""))
         started = False
 
         async def send_hardened(message: Message) -> None:
@@ -131,8 +152,16 @@ def _is_json(content_type: str | None) -> bool:
     return subtype == "json" or subtype.endswith("+json")
 
 
+def _is_form(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    parsed = EmailMessage()
+    parsed["content-type"] = content_type
+    return parsed.get_content_type() == "application/x-www-form-urlencoded"
+
+
 class BodyPolicyMiddleware:
-    """At most ``max_body_bytes`` of request body, and only JSON.
+    """At most ``max_body_bytes`` of request body, and only JSON (or a form, on the pages).
 
     A declared ``Content-Length`` over the limit is refused before a byte is
     read. The body is also counted as it streams in, so a chunked upload (no
@@ -140,9 +169,16 @@ class BodyPolicyMiddleware:
     limit too: the read raises :class:`BodyTooLarge`, which becomes a 413.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        accepts_form: Callable[[str], bool] = _never,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.accepts_form = accepts_form
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -164,7 +200,9 @@ class BodyPolicyMiddleware:
                 await api_error_response(ApiError.of(413))(scope, receive, send)
                 return
         has_body = (length or 0) > 0 or "transfer-encoding" in headers
-        if has_body and not _is_json(headers.get("content-type")):
+        content_type = headers.get("content-type")
+        form = self.accepts_form(scope.get("path", "")) and _is_form(content_type)
+        if has_body and not form and not _is_json(content_type):
             await api_error_response(ApiError.of(415))(scope, receive, send)
             return
 

@@ -1,0 +1,1 @@
+"""The physician's web app: server-rendered pages over the reports services."""

@@ -1,0 +1,60 @@
+"""Mounting the web app on the product's FastAPI app: pages at ``/``, files at ``/static/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from meritum_web.pages import router
+from meritum_web.rendering import render
+from meritum_web.security import FormNotVerified, SignInRequired, signed_in
+
+__all__ = ["PAGE_CSP", "install_web", "is_page"]
+
+STATIC_DIR: Final = Path(__file__).parent / "static"
+
+#: The pages' policy: only this origin's files; no inline script or style, no framing.
+PAGE_CSP: Final = (
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
+    "object-src 'none'"
+)
+
+_PAGE_PREFIXES: Final = ("/sign-in", "/sign-out", "/reports/", "/data-portability", "/static/")
+
+
+def is_page(path: str) -> bool:
+    """Whether a path belongs to the web app (pages, their files) rather than the API."""
+    return path == "/" or path.startswith(_PAGE_PREFIXES)
+
+
+async def _to_sign_in(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SignInRequired)
+    target = "/sign-in"
+    if exc.back_to != "/":
+        target += "?" + urlencode({"next": exc.back_to})
+    return RedirectResponse(target, status_code=303)
+
+
+async def _not_verified(request: Request, exc: Exception) -> HTMLResponse:
+    return render(
+        request,
+        "message.html",
+        principal=signed_in(request),
+        status_code=403,
+        title="This form could not be sent",
+        message="It did not carry this session's security token. Go back, reload the page "
+        "and try again.",
+    )
+
+
+def install_web(app: FastAPI) -> None:
+    """Add the pages, their static files and the exceptions they answer with."""
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_exception_handler(SignInRequired, _to_sign_in)
+    app.add_exception_handler(FormNotVerified, _not_verified)

@@ -1,0 +1,570 @@
+"""The pages: read the request, call one service function, render the answer.
+
+Every page calls the same services as the API routes, in a transaction it
+owns; templates only render what the handler hands them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import SecretStr, ValidationError
+from sqlalchemy.orm import Session
+
+from meritum_api.auth import service as auth
+from meritum_api.auth.router import secure_cookies
+from meritum_api.auth.sessions import SESSION_COOKIE, Principal
+from meritum_api.deps import Deps
+from meritum_api.domains.analytics import service
+from meritum_api.domains.analytics.exceptions import (
+    ReportNotFound,
+    RequestLimitReached,
+    UnsupportedReport,
+)
+from meritum_api.domains.analytics.generators import is_supported
+from meritum_api.domains.analytics.schemas import ReportView
+from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType
+from meritum_shared.constants.auth import Permission
+from meritum_shared.schemas.validation.analytics import (
+    ACCOUNTANT_OUTPUT,
+    MIN_ARCHIVE_PASSWORD,
+    AccountantExportRequest,
+    AccountantFormat,
+    DataPortabilityRequest,
+    ReportListQuery,
+)
+from meritum_web import formatting
+from meritum_web.periods import PRESET_LABELS, Preset, preset_range
+from meritum_web.rendering import render
+from meritum_web.security import (
+    CSRF_COOKIE,
+    check_form,
+    require_signed_in,
+    safe_next,
+    same_origin,
+    signed_in,
+)
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE: Final = 20
+
+FORMAT_LABELS: Final = {
+    AccountantFormat.CSV: "CSV spreadsheet",
+    AccountantFormat.PDF_SUMMARY: "PDF summary",
+    AccountantFormat.PDF_DETAIL: "PDF detail",
+}
+
+#: Said when a sign-in fails, whatever the reason: never whether the account exists.
+WRONG_CREDENTIALS: Final = "Wrong email or password. Check both and try again."
+
+
+def _deps(request: Request) -> Deps:
+    deps: Deps = request.app.state.deps
+    return deps
+
+
+def _today(deps: Deps) -> date:
+    return formatting.local(deps.clock.now()).date()
+
+
+def _forbidden(request: Request, principal: Principal, what: str) -> HTMLResponse:
+    return _page(
+        request,
+        principal,
+        "message.html",
+        status_code=403,
+        title="Not allowed",
+        message=f"Your account may not {what}. Ask the physician you work for if you need to.",
+    )
+
+
+def _page(
+    request: Request, principal: Principal, template: str, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    deps = _deps(request)
+    with deps.session_factory() as session:
+        acting_for = _acting_for(session, principal)
+    return render(
+        request,
+        template,
+        principal=principal,
+        acting_for=acting_for,
+        now=deps.clock.now(),
+        status_code=status_code,
+        **context,
+    )
+
+
+def _acting_for(session: Session, principal: Principal) -> str | None:
+    if principal.role == "physician":
+        return None
+    return auth.physician_name(session=session, ctx=principal.context)
+
+
+# --- signing in and out ---------------------------------------------------------------------
+
+
+@router.get("/sign-in")
+def sign_in_page(request: Request, next: str | None = None) -> Response:
+    """The sign-in form (or straight on, when already signed in)."""
+    if signed_in(request) is not None:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return render(request, "sign_in.html", principal=None, next=safe_next(next), email="")
+
+
+@router.post("/sign-in")
+def sign_in(
+    request: Request,
+    email: Annotated[str, Form(max_length=320)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    next: Annotated[str, Form(max_length=2048)] = "/",
+) -> Response:
+    """Check the password, open a session, and go back to the page asked for."""
+    deps = _deps(request)
+    back_to = safe_next(next)
+
+    def again(message: str, status_code: int) -> HTMLResponse:
+        return render(
+            request,
+            "sign_in.html",
+            principal=None,
+            next=back_to,
+            email=email,
+            error=message,
+            status_code=status_code,
+        )
+
+    if not same_origin(request):
+        return again("This sign-in did not come from this site's page. Please try again.", 403)
+    if not email.strip() or not password:
+        return again("Enter your email and your password.", 400)
+    try:
+        with deps.session_factory.begin() as session:
+            result = auth.login(
+                session=session,
+                settings=deps.settings,
+                email=email,
+                password=password,
+                throttle=request.app.state.login_throttle,
+            )
+    except auth.TooManyLoginFailures as exc:
+        minutes = max(1, -(-exc.retry_after // 60))
+        return again(
+            f"Too many failed sign-ins for this email. Try again in {minutes} minutes.", 429
+        )
+    if isinstance(result, auth.InvalidCredentials):
+        return again(WRONG_CREDENTIALS, 401)  # the refusal's audit entry is committed
+    response = RedirectResponse(back_to, status_code=303)
+    secure = secure_cookies(deps.settings)
+    response.set_cookie(
+        SESSION_COOKIE, result.token, path="/", secure=secure, httponly=True, samesite="lax"
+    )
+    response.set_cookie(
+        CSRF_COOKIE, result.csrf_token, path="/", secure=secure, httponly=True, samesite="strict"
+    )
+    return response
+
+
+@router.post("/sign-out")
+def sign_out(request: Request, csrf_token: Annotated[str, Form(max_length=256)] = "") -> Response:
+    """End the session, forget both cookies, and show the sign-in page."""
+    deps = _deps(request)
+    principal = signed_in(request)
+    if principal is not None:
+        check_form(principal, csrf_token)
+        with deps.session_factory.begin() as session:
+            auth.logout(session=session, principal=principal)
+    response = RedirectResponse("/sign-in", status_code=303)
+    secure = secure_cookies(deps.settings)
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
+    response.delete_cookie(CSRF_COOKIE, path="/", secure=secure, httponly=True, samesite="strict")
+    return response
+
+
+# --- the reports list -----------------------------------------------------------------------
+
+
+def _parse_day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+@router.get("/")
+def reports_page(
+    request: Request,
+    kind: Annotated[str | None, Query(max_length=40)] = None,
+    start: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    end: Annotated[str | None, Query(alias="to", max_length=10)] = None,
+    page: Annotated[str | None, Query(max_length=6)] = None,
+) -> Response:
+    """The physician's reports, newest first, filtered and paged."""
+    principal = require_signed_in(request)
+    ctx = principal.context
+    if not ctx.can(Permission.REPORT_VIEW):
+        return _forbidden(request, principal, "see reports")
+    deps = _deps(request)
+    error = None
+    number = 1
+    try:
+        number = max(1, int(page)) if page else 1
+        query = ReportListQuery(
+            report_type=ReportType(kind) if kind else None,
+            start_date=_parse_day(start),
+            end_date=_parse_day(end),
+            limit=PAGE_SIZE,
+            offset=(number - 1) * PAGE_SIZE,
+        )
+    except (ValueError, ValidationError):
+        error = "Those filters are not valid: pick a kind from the list and dates as YYYY-MM-DD."
+        number = 1
+        query = ReportListQuery(limit=PAGE_SIZE)
+    with deps.session_factory() as session:
+        listing = service.list_reports(session=session, ctx=ctx, query=query)
+    filters = {
+        "kind": query.report_type.value if query.report_type else "",
+        "from": query.start_date.isoformat() if query.start_date else "",
+        "to": query.end_date.isoformat() if query.end_date else "",
+    }
+    pages = max(1, -(-listing.total // PAGE_SIZE))
+    return _page(
+        request,
+        principal,
+        "reports.html",
+        reports=listing.items,
+        total=listing.total,
+        page_number=number,
+        pages=pages,
+        filters=filters,
+        filter_error=error,
+        kinds=formatting.REPORT_KINDS,
+        created=request.query_params.get("created"),
+    )
+
+
+# --- requesting an accountant export --------------------------------------------------------
+
+
+def accountant_formats() -> list[AccountantFormat]:
+    """The accountant formats the server can produce today."""
+    return [f for f in AccountantFormat if is_supported(*ACCOUNTANT_OUTPUT[f])]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestForm:
+    """What the request form shows: the values entered and an error beside each field."""
+
+    preset: str = Preset.LAST_MONTH.value
+    format: str = AccountantFormat.CSV.value
+    period_start: str = ""
+    period_end: str = ""
+    errors: dict[str, str] | None = None
+
+
+def _request_page(
+    request: Request, principal: Principal, form: RequestForm, status_code: int = 200
+) -> HTMLResponse:
+    today = _today(_deps(request))
+    ranges = {
+        preset: preset_range(preset, today) for preset in Preset if preset is not Preset.CUSTOM
+    }
+    return _page(
+        request,
+        principal,
+        "request.html",
+        status_code=status_code,
+        form=form,
+        errors=defaultdict(str, form.errors or {}),
+        presets=PRESET_LABELS,
+        ranges=ranges,
+        formats=[(f.value, FORMAT_LABELS[f]) for f in accountant_formats()],
+    )
+
+
+@router.get("/reports/new")
+def request_page(request: Request) -> Response:
+    """The accountant export form."""
+    principal = require_signed_in(request)
+    if not principal.context.can(Permission.REPORT_EXPORT):
+        return _forbidden(request, principal, "request reports")
+    formats = accountant_formats()
+    return _request_page(
+        request, principal, RequestForm(format=formats[0].value if formats else "")
+    )
+
+
+def _field_errors(exc: ValidationError) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        where = str(error["loc"][0]) if error["loc"] else "period_end"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if where == "format":
+            message = "Choose one of the formats offered."
+        errors.setdefault(where, message[:1].upper() + message[1:] + ".")
+    return errors
+
+
+@router.post("/reports/new")
+def request_export(
+    request: Request,
+    csrf_token: Annotated[str, Form(max_length=256)] = "",
+    preset: Annotated[str, Form(max_length=20)] = "",
+    format: Annotated[str, Form(max_length=20)] = "",
+    period_start: Annotated[str, Form(max_length=20)] = "",
+    period_end: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Queue the export and show it at the top of the list, pending."""
+    principal = require_signed_in(request)
+    check_form(principal, csrf_token)
+    ctx = principal.context
+    if not ctx.can(Permission.REPORT_EXPORT):
+        return _forbidden(request, principal, "request reports")
+    deps = _deps(request)
+    form = RequestForm(
+        preset=preset, format=format, period_start=period_start, period_end=period_end
+    )
+    errors: dict[str, str] = {}
+    try:
+        chosen = Preset(preset)
+    except ValueError:
+        chosen = Preset.CUSTOM
+        errors["preset"] = "Choose a period."
+    window = preset_range(chosen, _today(deps))
+    if window is not None:
+        start_value, end_value = window[0].isoformat(), window[1].isoformat()
+    else:
+        start_value, end_value = period_start, period_end
+        if not period_start:
+            errors["period_start"] = "Enter the first day of the period."
+        if not period_end:
+            errors["period_end"] = "Enter the last day of the period."
+    if format not in {f.value for f in accountant_formats()}:
+        errors["format"] = "Choose one of the formats offered."
+    if errors:
+        return _request_page(request, principal, _with(form, errors), status_code=400)
+    try:
+        body = AccountantExportRequest.model_validate(
+            {"period_start": start_value, "period_end": end_value, "format": format}
+        )
+    except ValidationError as exc:
+        return _request_page(request, principal, _with(form, _field_errors(exc)), status_code=400)
+    try:
+        with deps.session_factory.begin() as session:
+            requested = service.request_accountant_export(
+                session=session, ctx=ctx, queue=deps.queue, request=body
+            )
+    except UnsupportedReport:
+        return _request_page(
+            request,
+            principal,
+            _with(form, {"format": "This format is not available yet."}),
+            status_code=400,
+        )
+    return RedirectResponse(f"/?created={requested.report.report_id}", status_code=303)
+
+
+def _with(form: RequestForm, errors: dict[str, str]) -> RequestForm:
+    return RequestForm(
+        preset=form.preset,
+        format=form.format,
+        period_start=form.period_start,
+        period_end=form.period_end,
+        errors=errors,
+    )
+
+
+# --- one report -----------------------------------------------------------------------------
+
+
+def link_expired(report: ReportView, now: datetime) -> bool:
+    """Whether the report can no longer be downloaded because its time is up."""
+    return report.status is ReportStatus.EXPIRED or (
+        report.status is ReportStatus.READY and report.download_link_expires_at <= now
+    )
+
+
+def accountant_format_of(report: ReportView) -> AccountantFormat | None:
+    """The accountant format that produced the report, if it is an accountant export."""
+    for accountant_format, output in ACCOUNTANT_OUTPUT.items():
+        if output == (report.report_type, report.format):
+            return accountant_format
+    return None
+
+
+@router.get("/reports/{report_id}")
+def report_page(request: Request, report_id: str) -> Response:
+    """Everything about one report, its digest and download history."""
+    principal = require_signed_in(request)
+    ctx = principal.context
+    if not ctx.can(Permission.REPORT_VIEW):
+        return _forbidden(request, principal, "see reports")
+    deps = _deps(request)
+    try:
+        with deps.session_factory() as session:
+            found = service.report_detail(session=session, ctx=ctx, report_id=uuid.UUID(report_id))
+    except (ValueError, ReportNotFound):
+        return _page(
+            request,
+            principal,
+            "message.html",
+            status_code=404,
+            title="Report not found",
+            message="There is no such report among yours. It may have been deleted after its "
+            "retention period.",
+        )
+    report = found.report
+    now = deps.clock.now()
+    return _page(
+        request,
+        principal,
+        "detail.html",
+        report=report,
+        sha256=found.sha256.hex() if found.sha256 is not None else None,
+        first_downloaded_at=found.first_downloaded_at,
+        download_count=found.download_count,
+        expired=link_expired(report, now),
+        again=accountant_format_of(report) is not None
+        or report.report_type is ReportType.DATA_PORTABILITY,
+    )
+
+
+@router.post("/reports/{report_id}/again")
+def make_again(
+    request: Request, report_id: str, csrf_token: Annotated[str, Form(max_length=256)] = ""
+) -> Response:
+    """Request the same report again (an expired or failed one) and show the new one."""
+    principal = require_signed_in(request)
+    check_form(principal, csrf_token)
+    ctx = principal.context
+    if not ctx.can(Permission.REPORT_EXPORT):
+        return _forbidden(request, principal, "request reports")
+    deps = _deps(request)
+    try:
+        with deps.session_factory.begin() as session:
+            old = service.report_detail(
+                session=session, ctx=ctx, report_id=uuid.UUID(report_id)
+            ).report
+            if old.report_type is ReportType.DATA_PORTABILITY:
+                # Its password, if it had one, was never stored: ask again.
+                return RedirectResponse("/data-portability", status_code=303)
+            accountant_format = accountant_format_of(old)
+            if accountant_format is None or old.period_start is None or old.period_end is None:
+                raise ReportNotFound
+            requested = service.request_accountant_export(
+                session=session,
+                ctx=ctx,
+                queue=deps.queue,
+                request=AccountantExportRequest(
+                    period_start=old.period_start,
+                    period_end=old.period_end,
+                    format=accountant_format,
+                ),
+            )
+    except (ValueError, ReportNotFound):
+        return _page(
+            request,
+            principal,
+            "message.html",
+            status_code=404,
+            title="Report not found",
+            message="There is no such report among yours to make again.",
+        )
+    except UnsupportedReport:
+        return _page(
+            request,
+            principal,
+            "message.html",
+            status_code=400,
+            title="Not available",
+            message="This kind of report cannot be made at the moment.",
+        )
+    return RedirectResponse(f"/reports/{requested.report.report_id}", status_code=303)
+
+
+# --- data portability -----------------------------------------------------------------------
+
+
+def portability_available() -> bool:
+    """Whether the server can produce the data portability archive today."""
+    return is_supported(ReportType.DATA_PORTABILITY, ReportFormat.ZIP)
+
+
+def _portability_page(
+    request: Request,
+    principal: Principal,
+    *,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+    notice: str | None = None,
+) -> HTMLResponse:
+    return _page(
+        request,
+        principal,
+        "portability.html",
+        status_code=status_code,
+        available=portability_available(),
+        errors=defaultdict(str, errors or {}),
+        notice=notice,
+        min_password=MIN_ARCHIVE_PASSWORD,
+    )
+
+
+@router.get("/data-portability")
+def portability_page(request: Request) -> Response:
+    """What the export of all data contains, and the form to ask for it."""
+    principal = require_signed_in(request)
+    if not principal.context.can(Permission.DATA_EXPORT):
+        return _forbidden(request, principal, "export all of the physician's data")
+    return _portability_page(request, principal)
+
+
+@router.post("/data-portability")
+def request_portability(
+    request: Request,
+    csrf_token: Annotated[str, Form(max_length=256)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    confirmation: Annotated[str, Form(max_length=1024)] = "",
+) -> Response:
+    """Queue the export of all data, optionally protected by a password."""
+    principal = require_signed_in(request)
+    check_form(principal, csrf_token)
+    ctx = principal.context
+    if not ctx.can(Permission.DATA_EXPORT):
+        return _forbidden(request, principal, "export all of the physician's data")
+    if not portability_available():
+        return _portability_page(request, principal, status_code=400)
+    errors: dict[str, str] = {}
+    if password and len(password) < MIN_ARCHIVE_PASSWORD:
+        errors["password"] = f"Use at least {MIN_ARCHIVE_PASSWORD} characters, or none."
+    elif password != confirmation:
+        errors["confirmation"] = "The two passwords are not the same."
+    if errors:
+        return _portability_page(request, principal, errors=errors, status_code=400)
+    deps = _deps(request)
+    try:
+        body = DataPortabilityRequest(password=SecretStr(password) if password else None)
+        with deps.session_factory.begin() as session:
+            requested = service.request_data_portability(
+                session=session, ctx=ctx, queue=deps.queue, request=body
+            )
+    except ValidationError:
+        return _portability_page(
+            request,
+            principal,
+            status_code=400,
+            errors={"password": "That password cannot be used; try another."},
+        )
+    except RequestLimitReached as exc:
+        hours = max(1, -(-exc.retry_after // 3600))
+        return _portability_page(
+            request,
+            principal,
+            status_code=429,
+            notice=f"You have asked for this export 3 times today. Try again in {hours} hours.",
+        )
+    return RedirectResponse(f"/reports/{requested.report.report_id}", status_code=303)
