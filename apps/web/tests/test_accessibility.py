@@ -120,7 +120,8 @@ def test_every_page_is_accessible_clean_and_photographed(
         # A sign-in that failed, with its message.
         anonymous = signed_in_as[None]
         anonymous.sign_in(PHYSICIAN, "wrong password")
-        problems.update({"sign-in-error": f} for f in [blocking_violations(anonymous)] if f)
+        if found := blocking_violations(anonymous):
+            problems["sign-in-error"] = found
         shoot(anonymous, "sign-in-error", width)
         # The request form with errors beside its fields.
         physician = signed_in_as[PHYSICIAN]
@@ -129,7 +130,8 @@ def test_every_page_is_accessible_clean_and_photographed(
         physician.page.get_by_role("button", name="Request export").click()
         physician.page.wait_for_load_state()
         expect(physician.page.locator("#period_start-error")).to_be_visible()
-        problems.update({"request-errors": f} for f in [blocking_violations(physician)] if f)
+        if found := blocking_violations(physician):
+            problems["request-errors"] = found
         shoot(physician, "request-errors", width)
     finally:
         for tab in signed_in_as.values():

@@ -34,6 +34,13 @@ STATUS_LABELS: Final = {
 }
 
 
+def shown_status(status: ReportStatus, expires_at: datetime, *, now: datetime) -> ReportStatus:
+    """The status a page shows: a ready report whose link has run out is shown expired."""
+    if status is ReportStatus.READY and expires_at <= now:
+        return ReportStatus.EXPIRED
+    return status
+
+
 def local(instant: datetime) -> datetime:
     """The instant on Edmonton's clock."""
     return instant.astimezone(EDMONTON)

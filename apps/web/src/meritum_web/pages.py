@@ -383,9 +383,8 @@ def _with(form: RequestForm, errors: dict[str, str]) -> RequestForm:
 
 def link_expired(report: ReportView, now: datetime) -> bool:
     """Whether the report can no longer be downloaded because its time is up."""
-    return report.status is ReportStatus.EXPIRED or (
-        report.status is ReportStatus.READY and report.download_link_expires_at <= now
-    )
+    shown = formatting.shown_status(report.status, report.download_link_expires_at, now=now)
+    return shown is ReportStatus.EXPIRED
 
 
 def accountant_format_of(report: ReportView) -> AccountantFormat | None:

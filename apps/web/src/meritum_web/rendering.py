@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from meritum_api.auth.sessions import Principal
+from meritum_api.domains.analytics.schemas import ReportView
+from meritum_shared.constants.analytics import ReportStatus
 from meritum_shared.constants.auth import Permission
 from meritum_web import formatting
 from meritum_web.security import CSRF_COOKIE, CSRF_FIELD
@@ -30,7 +32,7 @@ def _environment() -> Environment:
         money=formatting.money,
         kind=lambda value: formatting.REPORT_KINDS[value],
         fmt=lambda value: formatting.FORMAT_NAMES[value],
-        status_label=lambda value: formatting.STATUS_LABELS[value],
+        status_label=lambda value: formatting.STATUS_LABELS[ReportStatus(value)],
     )
     return env
 
@@ -57,6 +59,12 @@ def render(
     def expiry(instant: datetime) -> str:
         return formatting.expiry(instant, now=moment or instant)
 
+    def status_of(report: ReportView) -> str:
+        shown = formatting.shown_status(
+            report.status, report.download_link_expires_at, now=moment or report.created_at
+        )
+        return shown.value
+
     can = {p.value: principal is not None and p in principal.permissions for p in Permission}
     html = ENVIRONMENT.get_template(template).render(
         request=request,
@@ -68,6 +76,7 @@ def render(
         csrf_token=request.cookies.get(CSRF_COOKIE, ""),
         when=when,
         expiry=expiry,
+        status_of=status_of,
         **context,
     )
     return HTMLResponse(html, status_code=status_code)
