@@ -192,8 +192,8 @@ def _login_hint(deps: Deps, base: str) -> str:
         return "No accounts yet: `uv run meritum seed` creates demo physicians and their logins."
     emails = ", ".join(email for email, _ in logins)
     return (
-        f"Log in: POST {base}/api/v1/auth/login with one of {emails} "
-        f"and the demo password {DEMO_PASSWORD!r} (API docs: {base}/docs in development)"
+        f"Open {base}/ and sign in as one of {emails} "
+        f"with the demo password {DEMO_PASSWORD!r} (API docs: {base}/docs in development)"
     )
 
 
