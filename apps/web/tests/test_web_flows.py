@@ -13,9 +13,11 @@ from playwright.sync_api import Browser, expect
 from sqlalchemy import func, select, text, update
 
 from apiserver import add_account
+from cutproxy import cutting_proxy
 from meritum_api.deps import Deps
 from meritum_shared.constants.auth import Permission, UserRole
 from meritum_shared.schemas.db import GeneratedReport
+from polling import wait_until
 from webtab import DELEGATE, PASSWORD, PHYSICIAN, Tab, open_tab
 
 READY_WITHIN: Final = 60_000  # ms
@@ -246,3 +248,57 @@ def test_signing_out_ends_the_session_and_back_shows_nothing(tab: Tab) -> None:
     assert "/sign-in" in tab.page.url
     expect(tab.page.locator("table.reports")).to_have_count(0)
     tab.watch.assert_clean()
+
+
+def test_a_dropped_download_resumes_where_it_stopped(browser: Browser, base_url: str) -> None:
+    with cutting_proxy(base_url, cut_after=4000) as proxy:
+        through = f"http://127.0.0.1:{proxy.port}"
+        tab = open_tab(browser, through)
+        try:
+            tab.sign_in(PHYSICIAN)
+            tab.go("/reports/new")
+            tab.page.get_by_label("Year to date").check()
+            tab.page.get_by_role("button", name="Request export").click()
+            tab.page.wait_for_url(re.compile(r"/\?created="))
+            report_id = tab.page.url.rsplit("=", 1)[1]
+            tab.go(f"/reports/{report_id}")
+            badge = tab.page.locator("[data-status-badge]")
+            expect(badge).to_have_text("Ready", timeout=READY_WITHIN)
+            download_path = f"/api/v1/reports/{report_id}/download"
+            ranges: list[str | None] = []
+            tab.page.on(
+                "request",
+                lambda r: (
+                    ranges.append(r.headers.get("range"))
+                    if r.url == through + download_path
+                    else None
+                ),
+            )
+            bar = tab.page.locator("#download-bar")
+            with tab.page.expect_download(timeout=READY_WITHIN) as info:
+                tab.page.get_by_role("link", name=re.compile("^Download CSV")).click()
+                wait_until(
+                    lambda: bar.evaluate("(bar) => bar.value") > 0,
+                    timeout=30,
+                    what="the first part of the file",
+                )
+                proxy.cut_now.set()
+            received = info.value.path().read_bytes()
+            progress = tab.page.locator("[data-download-progress]")
+            expect(progress).to_have_attribute("data-outcome", "verified")
+            assert progress.get_attribute("data-attempts") == "1"
+            # The browser reports the cut as a failed resource.
+            tab.watch.console_errors = [
+                e for e in tab.watch.console_errors if "CONTENT_LENGTH_MISMATCH" not in e
+            ]
+            tab.watch.assert_clean()
+        finally:
+            tab.page.context.close()
+    assert proxy.cuts == 1
+    token = api_token(base_url, PHYSICIAN)
+    auth = {"Authorization": f"Bearer {token}"}
+    assert received == httpx.get(base_url + download_path, headers=auth).content
+    assert ranges[0] is None
+    resumed_at = re.fullmatch(r"bytes=(\d+)-", ranges[-1] or "")
+    assert resumed_at is not None, ranges
+    assert 0 < int(resumed_at.group(1)) < len(received)
