@@ -121,7 +121,7 @@ def test_validation_errors_appear_beside_their_field(tab: Tab, runtime: Deps) ->
     tab.page.get_by_role("button", name="Request export").click()
     tab.page.wait_for_load_state()
     error = tab.page.locator("#period_end-error")
-    expect(error).to_have_text("Period_end must not be before period_start.")
+    expect(error).to_have_text("The last day must not be before the first day.")
     expect(tab.page.get_by_label("Last day")).to_have_attribute("aria-invalid", "true")
     assert report_count(runtime) == before
     tab.watch.console_errors.clear()  # the 400 of the refused form

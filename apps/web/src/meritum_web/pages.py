@@ -14,11 +14,12 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from meritum_api.auth import service as auth
 from meritum_api.auth.router import secure_cookies
+from meritum_api.auth.schemas import LoginRequest
 from meritum_api.auth.sessions import SESSION_COOKIE, Principal
 from meritum_api.deps import Deps
 from meritum_api.domains.analytics import service
@@ -146,12 +147,17 @@ def sign_in(
     if not email.strip() or not password:
         return again("Enter your email and your password.", 400)
     try:
+        # The API's contract: the same limits and the same refusal of unsafe text.
+        credentials = LoginRequest.model_validate({"email": email, "password": password})
+    except ValidationError:
+        return again(WRONG_CREDENTIALS, 400)
+    try:
         with deps.session_factory.begin() as session:
             result = auth.login(
                 session=session,
                 settings=deps.settings,
-                email=email,
-                password=password,
+                email=credentials.email,
+                password=credentials.password.get_secret_value(),
                 throttle=request.app.state.login_throttle,
             )
     except auth.TooManyLoginFailures as exc:
@@ -298,14 +304,23 @@ def request_page(request: Request) -> Response:
     )
 
 
+#: What the form says for each of the request contract's refusals.
+_FIELD_MESSAGES: Final = {
+    "period_order": "The last day must not be before the first day.",
+    "period_too_long": "A period may cover at most 2 years.",
+    "date_format": "Enter a date, for example 2026-03-31.",
+}
+
+
 def _field_errors(exc: ValidationError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for error in exc.errors():
         where = str(error["loc"][0]) if error["loc"] else "period_end"
-        message = str(error["msg"]).removeprefix("Value error, ")
         if where == "format":
             message = "Choose one of the formats offered."
-        errors.setdefault(where, message[:1].upper() + message[1:] + ".")
+        else:
+            message = _FIELD_MESSAGES.get(error["type"], "Enter a valid date.")
+        errors.setdefault(where, message)
     return errors
 
 
@@ -546,7 +561,7 @@ def request_portability(
         return _portability_page(request, principal, errors=errors, status_code=400)
     deps = _deps(request)
     try:
-        body = DataPortabilityRequest(password=SecretStr(password) if password else None)
+        body = DataPortabilityRequest.model_validate({"password": password or None})
         with deps.session_factory.begin() as session:
             requested = service.request_data_portability(
                 session=session, ctx=ctx, queue=deps.queue, request=body

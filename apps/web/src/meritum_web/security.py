@@ -54,7 +54,7 @@ def require_signed_in(request: Request) -> Principal:
 
 def check_form(principal: Principal, supplied: str) -> None:
     """Raise :class:`FormNotVerified` unless ``supplied`` is the session's CSRF token."""
-    if not csrf_matches(supplied, principal.csrf_token_hash):
+    if not supplied.isascii() or not csrf_matches(supplied, principal.csrf_token_hash):
         raise FormNotVerified
 
 
@@ -77,6 +77,9 @@ def same_origin(request: Request) -> bool:
 def safe_next(value: str | None) -> str:
     """A same-site path to go back to after signing in; anything else becomes ``/``."""
     if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
+        return "/"
+    # It becomes a Location header: printable ASCII only (a browser sends no other).
+    if not all("!" <= c <= "~" for c in value):
         return "/"
     parts = urlsplit(value)
     if parts.scheme or parts.netloc or parts.path.startswith("/api/"):
