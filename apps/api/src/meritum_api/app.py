@@ -19,8 +19,8 @@ from meritum_api.http.errors import install_error_handlers
 from meritum_api.http.log_redaction import install_log_redaction
 from meritum_api.http.middleware import DOCS_PATHS, BodyPolicyMiddleware, HardeningMiddleware
 from meritum_api.http.openapi import ALWAYS, install_openapi
-from meritum_api.ratelimit import RateLimiter, RateLimitMiddleware
-from meritum_web.app import PAGE_CSP, install_web, is_page
+from meritum_api.ratelimit import DEFAULT_EXEMPT, RateLimiter, RateLimitMiddleware
+from meritum_web.app import PAGE_CSP, STATIC_PATHS, install_web, is_page
 
 __all__ = ["create_app"]
 
@@ -80,6 +80,7 @@ def create_app(deps: Deps) -> FastAPI:
         RateLimitMiddleware,
         limiter=RateLimiter(amount=settings.rate_limit_per_minute, seconds=60),
         identify=rate_limit_identity,
+        exempt_paths=DEFAULT_EXEMPT | STATIC_PATHS,
     )
     app.add_middleware(AuthenticationMiddleware, resolve=credential_resolver(deps))
     app.add_middleware(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -14,9 +16,11 @@ from meritum_web.pages import router
 from meritum_web.rendering import render
 from meritum_web.security import FormNotVerified, SignInRequired, signed_in
 
-__all__ = ["PAGE_CSP", "install_web", "is_page"]
+__all__ = ["PAGE_CSP", "STATIC_PATHS", "install_web", "is_page"]
 
 STATIC_DIR: Final = Path(__file__).parent / "static"
+#: The app's own files (a fixed set, public, cheap): not counted against a user's request rate.
+STATIC_PATHS: Final = frozenset(f"/static/{file.name}" for file in STATIC_DIR.iterdir())
 
 #: The pages' policy: only this origin's files; no inline script or style, no framing.
 PAGE_CSP: Final = (
@@ -52,9 +56,30 @@ async def _not_verified(request: Request, exc: Exception) -> HTMLResponse:
     )
 
 
+def _unreadable(request: Request) -> HTMLResponse:
+    return render(
+        request,
+        "message.html",
+        principal=signed_in(request),
+        status_code=400,
+        title="This could not be read",
+        message="Part of what was sent is not text this site accepts. Go back and try again.",
+    )
+
+
 def install_web(app: FastAPI) -> None:
     """Add the pages, their static files and the exceptions they answer with."""
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(SignInRequired, _to_sign_in)
     app.add_exception_handler(FormNotVerified, _not_verified)
+    # A page's malformed input is answered with a page; the API keeps its JSON error.
+    api_handler = app.exception_handlers[RequestValidationError]
+
+    async def validation_failed(request: Request, exc: Exception) -> Response:
+        if is_page(request.url.path):
+            return _unreadable(request)
+        answer = api_handler(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    app.add_exception_handler(RequestValidationError, validation_failed)

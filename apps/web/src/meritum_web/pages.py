@@ -40,6 +40,7 @@ from meritum_shared.schemas.validation.analytics import (
     DataPortabilityRequest,
     ReportListQuery,
 )
+from meritum_shared.schemas.validation.text import Text
 from meritum_web import formatting
 from meritum_web.periods import PRESET_LABELS, Preset, preset_range
 from meritum_web.rendering import render
@@ -113,7 +114,9 @@ def _acting_for(session: Session, principal: Principal) -> str | None:
 
 
 @router.get("/sign-in")
-def sign_in_page(request: Request, next: str | None = None) -> Response:
+def sign_in_page(
+    request: Request, next: Annotated[Text | None, Query(max_length=2048)] = None
+) -> Response:
     """The sign-in form (or straight on, when already signed in)."""
     if signed_in(request) is not None:
         return RedirectResponse(safe_next(next), status_code=303)
@@ -123,9 +126,9 @@ def sign_in_page(request: Request, next: str | None = None) -> Response:
 @router.post("/sign-in")
 def sign_in(
     request: Request,
-    email: Annotated[str, Form(max_length=320)] = "",
-    password: Annotated[str, Form(max_length=1024)] = "",
-    next: Annotated[str, Form(max_length=2048)] = "/",
+    email: Annotated[Text, Form(max_length=320)] = "",
+    password: Annotated[Text, Form(max_length=1024)] = "",
+    next: Annotated[Text, Form(max_length=2048)] = "/",
 ) -> Response:
     """Check the password, open a session, and go back to the page asked for."""
     deps = _deps(request)
@@ -179,7 +182,7 @@ def sign_in(
 
 
 @router.post("/sign-out")
-def sign_out(request: Request, csrf_token: Annotated[str, Form(max_length=256)] = "") -> Response:
+def sign_out(request: Request, csrf_token: Annotated[Text, Form(max_length=256)] = "") -> Response:
     """End the session, forget both cookies, and show the sign-in page."""
     deps = _deps(request)
     principal = signed_in(request)
@@ -204,10 +207,10 @@ def _parse_day(value: str | None) -> date | None:
 @router.get("/")
 def reports_page(
     request: Request,
-    kind: Annotated[str | None, Query(max_length=40)] = None,
-    start: Annotated[str | None, Query(alias="from", max_length=10)] = None,
-    end: Annotated[str | None, Query(alias="to", max_length=10)] = None,
-    page: Annotated[str | None, Query(max_length=6)] = None,
+    kind: Annotated[Text | None, Query(max_length=40)] = None,
+    start: Annotated[Text | None, Query(alias="from", max_length=10)] = None,
+    end: Annotated[Text | None, Query(alias="to", max_length=10)] = None,
+    page: Annotated[Text | None, Query(max_length=6)] = None,
 ) -> Response:
     """The physician's reports, newest first, filtered and paged."""
     principal = require_signed_in(request)
@@ -327,11 +330,11 @@ def _field_errors(exc: ValidationError) -> dict[str, str]:
 @router.post("/reports/new")
 def request_export(
     request: Request,
-    csrf_token: Annotated[str, Form(max_length=256)] = "",
-    preset: Annotated[str, Form(max_length=20)] = "",
-    format: Annotated[str, Form(max_length=20)] = "",
-    period_start: Annotated[str, Form(max_length=20)] = "",
-    period_end: Annotated[str, Form(max_length=20)] = "",
+    csrf_token: Annotated[Text, Form(max_length=256)] = "",
+    preset: Annotated[Text, Form(max_length=20)] = "",
+    format: Annotated[Text, Form(max_length=20)] = "",
+    period_start: Annotated[Text, Form(max_length=20)] = "",
+    period_end: Annotated[Text, Form(max_length=20)] = "",
 ) -> Response:
     """Queue the export and show it at the top of the list, pending."""
     principal = require_signed_in(request)
@@ -411,7 +414,7 @@ def accountant_format_of(report: ReportView) -> AccountantFormat | None:
 
 
 @router.get("/reports/{report_id}")
-def report_page(request: Request, report_id: str) -> Response:
+def report_page(request: Request, report_id: Text) -> Response:
     """Everything about one report, its digest and download history."""
     principal = require_signed_in(request)
     ctx = principal.context
@@ -449,7 +452,7 @@ def report_page(request: Request, report_id: str) -> Response:
 
 @router.post("/reports/{report_id}/again")
 def make_again(
-    request: Request, report_id: str, csrf_token: Annotated[str, Form(max_length=256)] = ""
+    request: Request, report_id: Text, csrf_token: Annotated[Text, Form(max_length=256)] = ""
 ) -> Response:
     """Request the same report again (an expired or failed one) and show the new one."""
     principal = require_signed_in(request)
@@ -540,9 +543,9 @@ def portability_page(request: Request) -> Response:
 @router.post("/data-portability")
 def request_portability(
     request: Request,
-    csrf_token: Annotated[str, Form(max_length=256)] = "",
-    password: Annotated[str, Form(max_length=1024)] = "",
-    confirmation: Annotated[str, Form(max_length=1024)] = "",
+    csrf_token: Annotated[Text, Form(max_length=256)] = "",
+    password: Annotated[Text, Form(max_length=1024)] = "",
+    confirmation: Annotated[Text, Form(max_length=1024)] = "",
 ) -> Response:
     """Queue the export of all data, optionally protected by a password."""
     principal = require_signed_in(request)
