@@ -17,6 +17,8 @@ from cutproxy import cutting_proxy
 from meritum_api.deps import Deps
 from meritum_shared.constants.auth import Permission, UserRole
 from meritum_shared.schemas.db import GeneratedReport
+from meritum_shared.schemas.validation.analytics import ACCOUNTANT_OUTPUT, AccountantFormat
+from meritum_web.pages import FORMAT_LABELS, accountant_formats
 from polling import wait_until
 from webtab import DELEGATE, PASSWORD, PHYSICIAN, Tab, open_tab
 
@@ -302,3 +304,30 @@ def test_a_dropped_download_resumes_where_it_stopped(browser: Browser, base_url:
     resumed_at = re.fullmatch(r"bytes=(\d+)-", ranges[-1] or "")
     assert resumed_at is not None, ranges
     assert 0 < int(resumed_at.group(1)) < len(received)
+
+
+@pytest.mark.parametrize("offered", accountant_formats(), ids=str)
+def test_each_offered_format_becomes_ready_and_downloads_verified(
+    tab: Tab, base_url: str, offered: AccountantFormat
+) -> None:
+    tab.sign_in(PHYSICIAN)
+    tab.go("/reports/new")
+    labels = tab.page.locator('input[name="format"]')
+    assert [labels.nth(i).get_attribute("value") for i in range(labels.count())] == [
+        f.value for f in accountant_formats()
+    ]
+    tab.page.get_by_label("Last quarter").check()
+    tab.page.get_by_label(FORMAT_LABELS[offered]).check()
+    tab.page.get_by_role("button", name="Request export").click()
+    tab.page.wait_for_url(re.compile(r"/\?created="))
+    report_id = tab.page.url.rsplit("=", 1)[1]
+    tab.go(f"/reports/{report_id}")
+    expect(tab.page.locator("[data-status-badge]")).to_have_text("Ready", timeout=READY_WITHIN)
+    with tab.page.expect_download() as info:
+        tab.page.get_by_role("link", name=re.compile("^Download ")).click()
+    received = info.value.path().read_bytes()
+    auth = {"Authorization": f"Bearer {api_token(base_url, PHYSICIAN)}"}
+    detail = httpx.get(f"{base_url}/api/v1/reports/{report_id}", headers=auth).json()["data"]
+    assert hashlib.sha256(received).hexdigest() == detail["sha256"]
+    assert detail["format"] == ACCOUNTANT_OUTPUT[offered][1].value
+    tab.watch.assert_clean()
