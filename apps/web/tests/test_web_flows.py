@@ -18,7 +18,7 @@ from meritum_api.deps import Deps
 from meritum_shared.constants.auth import Permission, UserRole
 from meritum_shared.schemas.db import GeneratedReport
 from meritum_shared.schemas.validation.analytics import ACCOUNTANT_OUTPUT, AccountantFormat
-from meritum_web.pages import FORMAT_LABELS, accountant_formats
+from meritum_web.pages import FORMAT_LABELS, accountant_formats, portability_available
 from polling import wait_until
 from webtab import DELEGATE, PASSWORD, PHYSICIAN, Tab, open_tab
 
@@ -231,13 +231,40 @@ def test_pages_carry_a_strict_policy_and_are_not_stored(tab: Tab) -> None:
     assert api.headers["content-security-policy"].startswith("default-src 'none'")
 
 
-def test_data_portability_says_it_is_not_available_yet(tab: Tab) -> None:
+def test_data_portability_asks_twice_for_a_password_then_exports_all_data(
+    tab: Tab, base_url: str
+) -> None:
+    assert portability_available()
     tab.sign_in(PHYSICIAN)
     tab.go("/data-portability")
     expect(tab.page.get_by_text("72 hours")).to_be_visible()
-    expect(tab.page.get_by_text("This export is not available yet.")).to_be_visible()
-    expect(tab.page.get_by_role("button", name="Request the export")).to_have_count(0)
-    tab.watch.assert_clean()
+    expect(tab.page.get_by_text("built-in archive tools cannot open")).to_be_visible()
+    tab.page.get_by_label("Password", exact=True).fill("short")
+    expect(tab.page.locator("[data-strength]")).to_contain_text("Too short")
+    tab.page.get_by_label("Password", exact=True).fill("four unrelated words here")
+    expect(tab.page.locator("[data-strength]")).to_have_text("Strong.")
+    tab.page.get_by_label("Password again").fill("four unrelated words HERE")
+    tab.page.get_by_role("button", name="Request the export").click()
+    tab.page.wait_for_load_state()
+    expect(tab.page.locator("#confirmation-error")).to_have_text(
+        "The two passwords are not the same."
+    )
+    tab.page.get_by_label("Password", exact=True).fill("four unrelated words here")
+    tab.page.get_by_label("Password again").fill("four unrelated words here")
+    tab.page.get_by_role("button", name="Request the export").click()
+    tab.page.wait_for_url(re.compile(r"/reports/[0-9a-f-]{36}$"))
+    report_id = tab.page.url.rsplit("/", 1)[1]
+    expect(tab.page.locator("h1")).to_contain_text("All my data")
+    expect(tab.page.locator("[data-status-badge]")).to_have_text("Ready", timeout=READY_WITHIN)
+    with tab.page.expect_download(timeout=READY_WITHIN) as info:
+        tab.page.get_by_role("link", name=re.compile("^Download ZIP")).click()
+    received = info.value.path().read_bytes()
+    auth = {"Authorization": f"Bearer {api_token(base_url, PHYSICIAN)}"}
+    detail = httpx.get(f"{base_url}/api/v1/reports/{report_id}", headers=auth).json()["data"]
+    assert hashlib.sha256(received).hexdigest() == detail["sha256"]
+    assert received[:2] == b"PK"
+    tab.watch.console_errors.clear()  # the 400 of the mismatched confirmation
+    assert tab.watch.foreign_requests == []
 
 
 def test_signing_out_ends_the_session_and_back_shows_nothing(tab: Tab) -> None:

@@ -567,7 +567,7 @@ def request_portability(
         body = DataPortabilityRequest.model_validate({"password": password or None})
         with deps.session_factory.begin() as session:
             requested = service.request_data_portability(
-                session=session, ctx=ctx, queue=deps.queue, request=body
+                session=session, ctx=ctx, queue=deps.queue, keyring=deps.keyring, request=body
             )
     except ValidationError:
         return _portability_page(
