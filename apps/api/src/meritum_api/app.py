@@ -13,6 +13,8 @@ from meritum_api.db.migrate import current_revision
 from meritum_api.deps import Deps
 from meritum_api.domains.analytics.errors import install_report_errors
 from meritum_api.domains.analytics.router import router as reports_router
+from meritum_api.domains.notifications.errors import install_notification_errors
+from meritum_api.domains.notifications.router import router as notifications_router
 from meritum_api.http.deps import AppDeps
 from meritum_api.http.docs import install_docs
 from meritum_api.http.errors import install_error_handlers
@@ -55,8 +57,10 @@ def create_app(deps: Deps) -> FastAPI:
     )
     install_error_handlers(app)
     install_report_errors(app)
+    install_notification_errors(app)
     install_auth(app)
     app.include_router(reports_router)
+    app.include_router(notifications_router)
     install_openapi(app)
     if development:
         install_docs(app, openapi_url="/openapi.json")

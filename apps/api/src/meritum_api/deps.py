@@ -25,6 +25,7 @@ from meritum_api.db.engine import make_engine, make_session_factory
 from meritum_api.db.migrate import current_revision, head_revision
 from meritum_api.domains.analytics.effects import DEFAULT_EFFECTS, Effect
 from meritum_api.domains.analytics.generators import Generator, generator_for
+from meritum_api.mail import make_mailer
 from meritum_api.settings import Settings
 from meritum_api.storage.base import ReportStorage
 from meritum_api.storage.factory import make_storage
@@ -95,7 +96,7 @@ class Deps:
     clock: Clock
     #: Which generator produces a (type, format): the registry unless a benchmark swaps it.
     generators: Callable[[ReportType, ReportFormat], Generator] = generator_for
-    #: Email delivery; None until a process is configured to send mail.
+    #: Email delivery (SMTP, or .eml files in development); None when neither applies.
     mailer: Mailer | None = None
     #: What is written, in the settling transaction, when a report becomes ready or failed.
     settle_effects: tuple[Effect, ...] = DEFAULT_EFFECTS
@@ -152,6 +153,7 @@ def build_deps(
             keyring=keyring,
             queue=make_defer_queue(url=url, settings=settings),
             clock=clock or SystemClock(),
+            mailer=make_mailer(settings),
             owns_engine=owns_engine,
         )
     except BaseException:

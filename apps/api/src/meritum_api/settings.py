@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from croniter import croniter
 from pydantic import AfterValidator, AliasChoices, Field
@@ -40,6 +41,30 @@ def _database_url(value: str | None) -> str | None:
             f"has the unsupported scheme {scheme[:40]!r}: use one of {', '.join(DATABASE_SCHEMES)}"
         )
     return value
+
+
+#: Schemes MERITUM_SMTP_URL may use: plain SMTP (STARTTLS on request) or implicit TLS.
+SMTP_SCHEMES = ("smtp", "smtps")
+
+
+def _smtp_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parsed = urlsplit(value)
+    if parsed.scheme not in SMTP_SCHEMES or not parsed.hostname:
+        raise ValueError("must look like smtp://host:port or smtps://user:password@host:port")
+    try:
+        parsed.port  # noqa: B018 (parsing the port is the check)
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    return value
+
+
+def _public_url(value: str) -> str:
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError("must be an absolute http(s) URL, e.g. https://reports.meritum.example")
+    return value.rstrip("/")
 
 
 class Settings(BaseSettings):
@@ -114,6 +139,28 @@ class Settings(BaseSettings):
     login_failure_window_seconds: int = Field(default=900, ge=1)
     #: Largest request body accepted (413 beyond it), in bytes.
     max_body_bytes: int = Field(default=65_536, ge=1024)
+
+    # --- notifications and email ---
+    #: The SMTP server email goes through (``smtp://[user:password@]host:port``, or
+    #: ``smtps://`` for implicit TLS). Unset: messages are written as ``.eml`` files
+    #: under ``<data_dir>/mail`` outside production.
+    smtp_url: Annotated[str | None, AfterValidator(_smtp_url)] = Field(default=None, repr=False)
+    #: Upgrade a plain ``smtp://`` connection with STARTTLS before authenticating.
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    #: The From header of every message.
+    mail_from: str = "Meritum Reports <reports@meritum.example>"
+    #: Where the web app is reached: links in emails point under it.
+    public_url: Annotated[str, AfterValidator(_public_url)] = "http://127.0.0.1:8000"
+    #: Attempts at sending one email before its job is left failed.
+    email_retries: int = Field(default=8, ge=0, le=30)
+    #: Backoff between attempts: this many seconds to the power of the attempt number.
+    email_backoff_seconds: int = Field(default=3, ge=0, le=60)
+    #: How often reports about to expire undownloaded are looked for (cron).
+    expiring_check_cron: CronExpression = "*/15 * * * *"
+    #: Count Alberta's optional holidays (Easter Monday, Heritage Day, Truth and
+    #: Reconciliation Day, Boxing Day) as non-business days.
+    optional_holidays: bool = False
 
     def resolved_storage_dir(self) -> Path:
         """Root directory of the local storage backend."""

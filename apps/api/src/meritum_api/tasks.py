@@ -11,13 +11,15 @@ from meritum_api import maintenance
 from meritum_api.auth import jobs as auth_jobs
 from meritum_api.db.cluster import libpq_dsn
 from meritum_api.domains.analytics import jobs as report_jobs
+from meritum_api.domains.notifications import jobs as notification_jobs
+from meritum_api.domains.notifications.outbox import SEND_EMAIL
 from meritum_api.settings import Settings
 
 if TYPE_CHECKING:
     from meritum_api.deps import Deps
 
 #: The queues a worker takes jobs from.
-QUEUES = (report_jobs.QUEUE, report_jobs.MAINTENANCE_QUEUE)
+QUEUES = (report_jobs.QUEUE, notification_jobs.QUEUE, report_jobs.MAINTENANCE_QUEUE)
 
 #: Names the tasks had before they were declared per domain, so jobs queued
 #: under them by an older version still run.
@@ -32,8 +34,9 @@ def register_all(app: procrastinate.App, settings: Settings) -> None:
     """Add every domain's blueprint to ``app``, each under its namespace."""
     app.add_tasks_from(report_jobs.blueprint(settings), namespace=report_jobs.NAMESPACE)
     app.add_tasks_from(auth_jobs.blueprint(settings), namespace=auth_jobs.NAMESPACE)
+    app.add_tasks_from(notification_jobs.blueprint(settings), namespace=notification_jobs.NAMESPACE)
     app.add_tasks_from(
-        maintenance.blueprint(settings, retry_when_stalled={report_jobs.GENERATE}),
+        maintenance.blueprint(settings, retry_when_stalled={report_jobs.GENERATE, SEND_EMAIL}),
         namespace=maintenance.NAMESPACE,
     )
     for name, legacy in _LEGACY_NAMES.items():

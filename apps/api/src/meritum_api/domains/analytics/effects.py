@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from meritum_api.domains.analytics import export_secrets
 from meritum_api.domains.analytics.schemas import ReportView
+from meritum_api.domains.notifications.service import notify_settled
 
 if TYPE_CHECKING:
     from meritum_api.deps import Deps
@@ -31,7 +32,7 @@ def discard_export_password(deps: Deps, session: Session, report: ReportView) ->
 
 
 #: The consequences every process runs, in order (the container may add more).
-DEFAULT_EFFECTS: tuple[Effect, ...] = (discard_export_password,)
+DEFAULT_EFFECTS: tuple[Effect, ...] = (discard_export_password, notify_settled)
 
 
 def report_settled(*, deps: Deps, session: Session, report: ReportView) -> None:

@@ -25,6 +25,12 @@ from meritum_shared.schemas.db.claim_activity import (
     submission_batches,
 )
 from meritum_shared.schemas.db.claims import Claim, Patient, claims, patients
+from meritum_shared.schemas.db.notifications import (
+    Notification,
+    NotificationPreference,
+    notification_preferences,
+    notifications,
+)
 from meritum_shared.schemas.db.practice import (
     PracticeLocation,
     ProviderBaNumber,
@@ -47,6 +53,8 @@ __all__ = [
     "GeneratedReport",
     "GeneratedReportContent",
     "InsertGeneratedReport",
+    "Notification",
+    "NotificationPreference",
     "Patient",
     "PracticeLocation",
     "Provider",
@@ -66,6 +74,8 @@ __all__ = [
     "generated_report_contents",
     "generated_reports",
     "metadata",
+    "notification_preferences",
+    "notifications",
     "patients",
     "practice_locations",
     "provider_ba_numbers",

@@ -1,0 +1,1 @@
+"""In-app notifications and their email outbox (subscriptions spec section 4)."""
