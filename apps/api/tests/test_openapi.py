@@ -30,6 +30,11 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
         "410",
         "416",
     },
+    ("get", "/api/v1/notifications"): {"200", "400", "401"},
+    ("post", "/api/v1/notifications/read-all"): {"200", "400", "401", "403"},
+    ("post", "/api/v1/notifications/{notification_id}/read"): {"200", "400", "401", "403", "404"},
+    ("get", "/api/v1/notifications/preferences"): {"200", "400", "401"},
+    ("put", "/api/v1/notifications/preferences"): {"200", "400", "401", "403", "413"},
     ("head", "/api/v1/reports/{report_id}/download"): {
         "200",
         "206",
