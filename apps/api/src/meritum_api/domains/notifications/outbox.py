@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import procrastinate
-from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy.orm import Session
 
 from meritum_api.domains.notifications.schemas import Written
@@ -20,22 +19,20 @@ QUEUE = "notifications"
 def defer_emails(*, queue: procrastinate.App, session: Session, written: Iterable[Written]) -> int:
     """Enqueue one email job per written notification that asks for email; how many.
 
-    In the caller's transaction (an outbox): the notification and its job
-    commit together, or neither does.
+    In the caller's transaction (an outbox): the notifications and their
+    jobs commit together, or none does. One statement for all of them. The
+    notifications are new rows, so no job for them can exist yet; the job
+    lock keeps two attempts at one email from running at once.
     """
     task = queue.tasks[SEND_EMAIL]
-    connection: Any = session.connection().connection.driver_connection
-    count = 0
-    for item in written:
-        if not item.wants_email:
-            continue
-        lock = f"notification:{item.notification_id}"
-        job = task.configure(lock=lock, queueing_lock=lock).make_new_job(
+    jobs = [
+        task.configure(lock=f"notification:{item.notification_id}").make_new_job(
             notification_id=str(item.notification_id)
         )
-        try:
-            queue.job_manager.defer_job(job, connection=connection)
-        except AlreadyEnqueued:
-            continue
-        count += 1
-    return count
+        for item in written
+        if item.wants_email
+    ]
+    if jobs:
+        connection: Any = session.connection().connection.driver_connection
+        queue.job_manager.batch_defer_jobs(jobs, connection=connection)
+    return len(jobs)

@@ -17,7 +17,6 @@ from sqlalchemy import (
     Select,
     func,
     literal,
-    or_,
     select,
     text,
     update,
@@ -95,6 +94,23 @@ def _insert_for(
     return _written(rows)
 
 
+#: The physician and each delegate holding a permission, one row each, in one statement
+#: (text, not a constructed statement: it runs in every ready transaction).
+_HOLDERS = text(
+    f"""
+    INSERT INTO notifications (user_id, provider_id, event, report_id, delivery, created_at)
+    SELECT u.user_id, u.provider_id, :event, :report_id,
+           coalesce(p.delivery_method, '{DeliveryMethod.IN_APP.value}'), :at
+    FROM users u
+    LEFT JOIN notification_preferences p ON p.user_id = u.user_id
+    WHERE u.provider_id = :provider_id
+      AND (u.role = '{UserRole.PHYSICIAN.value}' OR :permission = ANY (u.permissions))
+    ON CONFLICT (report_id, user_id, event) DO NOTHING
+    RETURNING notification_id, delivery
+    """
+)
+
+
 def notify_holders(
     *,
     session: Session,
@@ -104,8 +120,17 @@ def notify_holders(
     at: datetime,
 ) -> list[Written]:
     """Notify the report's physician and each of their delegates holding ``permission``."""
-    holders = or_(U.role == UserRole.PHYSICIAN, U.permissions.contains([permission.value]))
-    return _insert_for(session=session, report=report, event=event, at=at, who=holders)
+    rows = session.execute(
+        _HOLDERS,
+        {
+            "event": event.value,
+            "report_id": report.report_id,
+            "provider_id": report.provider_id,
+            "permission": permission.value,
+            "at": at,
+        },
+    )
+    return _written(rows)
 
 
 def notify_requester(
