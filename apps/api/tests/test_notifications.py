@@ -25,8 +25,14 @@ from meritum_api.domains.analytics.generation import Outcome, generate_report
 from meritum_api.domains.analytics.generators import GenerationRequest
 from meritum_api.domains.analytics.schemas import ReportView
 from meritum_api.domains.notifications import service
+from meritum_api.domains.notifications.outbox import SEND_EMAIL
 from meritum_api.domains.notifications.service import notify_settled
-from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType
+from meritum_shared.constants.analytics import (
+    DeliveryMethod,
+    ReportFormat,
+    ReportStatus,
+    ReportType,
+)
 from meritum_shared.constants.auth import PHYSICIAN_PERMISSIONS, Permission, UserRole
 from meritum_shared.schemas.db import generated_reports
 from meritum_shared.schemas.validation.analytics import AccountantExportRequest
@@ -142,8 +148,17 @@ def test_ready_notifies_the_physician_and_each_delegate_allowed_to_view(
     assert created == START  # written at the clock's instant, in the settling transaction
 
 
-def test_a_rolled_back_ready_leaves_no_notification(deps: Deps, engine: Engine) -> None:
+def test_a_rolled_back_ready_leaves_no_notification_and_no_email_job(
+    deps: Deps, engine: Engine
+) -> None:
     team = _team(engine)
+    with deps.session_factory.begin() as session:
+        service.set_delivery_preference(
+            deps=deps,
+            session=session,
+            ctx=team.ctx(team.physician),
+            delivery_method=DeliveryMethod.EMAIL,
+        )
     report_id = _request(deps, team.ctx(team.physician))
 
     def refuse_ready(d: Deps, session: sqlalchemy.orm.Session, report: ReportView) -> None:
@@ -159,6 +174,25 @@ def test_a_rolled_back_ready_leaves_no_notification(deps: Deps, engine: Engine) 
     # followed committed with its own notice, to the physician who asked.
     assert outcome is Outcome.FAILED
     assert _notices(engine, report_id) == {team.physician.user_id: ["REPORT_FAILED"]}
+    # The outbox rolled back with them: the only email job is the failure notice's.
+    with engine.connect() as conn:
+        failed_notice = conn.execute(
+            text("SELECT notification_id::text FROM notifications WHERE report_id = :r"),
+            {"r": report_id},
+        ).scalar_one()
+        jobs = (
+            conn.execute(
+                text(
+                    "SELECT args ->> 'notification_id' FROM procrastinate_jobs "
+                    "WHERE task_name = :t AND args ->> 'notification_id' IN ("
+                    "  SELECT notification_id::text FROM notifications WHERE user_id = :u)"
+                ),
+                {"t": SEND_EMAIL, "u": team.physician.user_id},
+            )
+            .scalars()
+            .all()
+        )
+    assert jobs == [failed_notice]
 
 
 def _broken(conn: sqlalchemy.Connection, request: GenerationRequest) -> Iterator[bytes]:
