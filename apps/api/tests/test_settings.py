@@ -20,6 +20,7 @@ CRON_DEFAULTS = {
     "stalled_check_cron": timedelta(seconds=5),
     "cleanup_cron": timedelta(minutes=5),
     "session_purge_cron": timedelta(minutes=15),
+    "expiring_check_cron": timedelta(minutes=15),
 }
 
 
@@ -65,6 +66,15 @@ BAD_ENVIRONMENTS = {
     "unknown environment": ({"MERITUM_ENVIRONMENT": "staging"}, "MERITUM_ENVIRONMENT"),
     "port out of range": ({"MERITUM_PORT": "70000"}, "MERITUM_PORT"),
     "port not a number": ({"MERITUM_PORT": "eighty"}, "MERITUM_PORT"),
+    "smtp url of another scheme": (
+        {"MERITUM_SMTP_URL": "http://admin:hunter2secret@mail.example"},
+        "MERITUM_SMTP_URL must look like smtp://host:port",
+    ),
+    "smtp url with a bad port": (
+        {"MERITUM_SMTP_URL": "smtp://admin:hunter2secret@mail.example:99999"},
+        "MERITUM_SMTP_URL has an invalid port",
+    ),
+    "relative public url": ({"MERITUM_PUBLIC_URL": "reports.example"}, "MERITUM_PUBLIC_URL"),
 }
 
 
