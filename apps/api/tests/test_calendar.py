@@ -18,6 +18,7 @@ from meritum_api.calendar import (
     covered_period,
     local_date,
 )
+from meritum_api.settings import Settings
 from meritum_shared.constants.analytics import ReportType, SubscriptionFrequency
 
 F = SubscriptionFrequency
@@ -60,6 +61,8 @@ def test_optional_holidays_are_working_days_unless_a_setting_adds_them() -> None
     for optional in (date(2026, 4, 6), date(2026, 8, 3), date(2026, 9, 30), date(2026, 12, 28)):
         assert ALBERTA.is_business_day(optional)
         assert not WITH_OPTIONAL.is_business_day(optional)
+    assert BusinessCalendar.from_settings(Settings(optional_holidays=True)) == WITH_OPTIONAL
+    assert BusinessCalendar.from_settings(Settings()) == ALBERTA
     # Easter Monday 2026 moves the 3rd business day of April.
     assert ALBERTA.nth_business_day(2026, 4, 3) == date(2026, 4, 6)
     assert WITH_OPTIONAL.nth_business_day(2026, 4, 3) == date(2026, 4, 7)

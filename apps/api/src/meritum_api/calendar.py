@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from meritum_api.settings import Settings
 from meritum_shared.constants.analytics import ReportType, SubscriptionFrequency
 
 #: Where the physicians practise: every schedule and local date is read here.
@@ -78,6 +79,11 @@ class BusinessCalendar:
     """
 
     optional_holidays: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BusinessCalendar:
+        """The calendar the settings ask for (``MERITUM_OPTIONAL_HOLIDAYS``)."""
+        return cls(optional_holidays=settings.optional_holidays)
 
     def holidays(self, year: int) -> Mapping[date, str]:
         """The year's non-working holidays, by date."""

@@ -18,6 +18,7 @@ from procrastinate import SyncPsycopgConnector
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from meritum_api.calendar import ALBERTA, BusinessCalendar
 from meritum_api.clock import Clock, SystemClock
 from meritum_api.crypto.keys import Keyring, load_keyring
 from meritum_api.db.cluster import libpq_dsn
@@ -98,6 +99,8 @@ class Deps:
     generators: Callable[[ReportType, ReportFormat], Generator] = generator_for
     #: Email delivery (SMTP, or .eml files in development); None when neither applies.
     mailer: Mailer | None = None
+    #: Business days and run instants (Alberta holidays; optional ones by a setting).
+    calendar: BusinessCalendar = ALBERTA
     #: What is written, in the settling transaction, when a report becomes ready or failed.
     settle_effects: tuple[Effect, ...] = DEFAULT_EFFECTS
     #: Whether :meth:`close` disposes of the engine (False when the caller lent it).
@@ -154,6 +157,7 @@ def build_deps(
             queue=make_defer_queue(url=url, settings=settings),
             clock=clock or SystemClock(),
             mailer=make_mailer(settings),
+            calendar=BusinessCalendar.from_settings(settings),
             owns_engine=owns_engine,
         )
     except BaseException:
