@@ -244,7 +244,11 @@ def test_postgres_refuses_to_change_or_remove_entries(
 
 @pytest.mark.parametrize(
     "statement",
-    ["TRUNCATE audit_log", "TRUNCATE users, audit_log, auth_sessions"],
+    [
+        "TRUNCATE audit_log",
+        # Every table referencing users, so that only the trigger can refuse it.
+        "TRUNCATE users, audit_log, auth_sessions, notifications, notification_preferences",
+    ],
     ids=["audit-log", "with-others"],
 )
 def test_postgres_refuses_to_truncate(engine: Engine, committed_entry: int, statement: str) -> None:
