@@ -33,7 +33,7 @@ from workers import in_process_worker, worker_settings
 
 PUBLIC_URL = "https://reports.meritum.example"
 START = datetime(2026, 4, 3, 15, 30, tzinfo=UTC)
-SUBJECT = "Your accountant detail report for March 2026 is ready"
+SUBJECT = "Your accountant summary for March 2026 is ready"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 

@@ -132,7 +132,7 @@ def test_the_list_is_the_readers_own_newest_first(
     assert body["pagination"] == {"total": 3, "page": 1, "pageSize": 20, "hasMore": False}
     newest = body["data"][0]
     assert newest["event"] == "REPORT_READY"
-    assert newest["title"] == "Your accountant detail report for March 2026 is ready"
+    assert newest["title"] == "Your accountant summary for March 2026 is ready"
     assert newest["read_at"] is None
     assert set(newest) == {
         "notification_id",
