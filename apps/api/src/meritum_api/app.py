@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from meritum_api.auth.dependencies import credential_resolver, rate_limit_identity
+from meritum_api.auth.dependencies import rate_limit_identity
 from meritum_api.auth.middleware import AuthenticationMiddleware
+from meritum_api.auth.resolver import SessionResolver
 from meritum_api.auth.router import install_auth
 from meritum_api.db.migrate import current_revision
 from meritum_api.deps import Deps
@@ -44,7 +48,18 @@ def create_app(deps: Deps) -> FastAPI:
     # The interactive docs are served from this origin (see http/docs.py),
     # and in development only: see DOCS_CSP for why.
     development = settings.environment == "development"
+    sessions = SessionResolver(
+        engine=deps.engine, session_factory=deps.session_factory, settings=settings
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The session cache answers only while its listener runs.
+        async with sessions.running():
+            yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Meritum Reports API",
         version="0.1.0",
         docs_url=None,
@@ -52,6 +67,7 @@ def create_app(deps: Deps) -> FastAPI:
         openapi_url="/openapi.json" if development else None,
     )
     app.state.deps = deps
+    app.state.sessions = sessions
     app.state.login_throttle = RateLimiter(
         amount=settings.login_max_failures, seconds=settings.login_failure_window_seconds
     )
@@ -86,7 +102,7 @@ def create_app(deps: Deps) -> FastAPI:
         identify=rate_limit_identity,
         exempt_paths=DEFAULT_EXEMPT | STATIC_PATHS,
     )
-    app.add_middleware(AuthenticationMiddleware, resolve=credential_resolver(deps))
+    app.add_middleware(AuthenticationMiddleware, resolve=sessions.resolve)
     app.add_middleware(
         BodyPolicyMiddleware, max_body_bytes=settings.max_body_bytes, accepts_form=is_page
     )

@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(default=86_400, ge=60)
     #: The sliding expiry is written at most this often per session.
     session_touch_interval_seconds: int = Field(default=60, ge=0)
+    #: Validated sessions an API process keeps in memory (0: look every request up).
+    session_cache_size: int = Field(default=10_000, ge=0)
     #: Requests per minute per signed-in user (per client address when anonymous).
     rate_limit_per_minute: int = Field(default=100, ge=1)
     #: Failed logins per email address allowed in the window below, then 429.

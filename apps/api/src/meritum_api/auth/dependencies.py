@@ -23,7 +23,6 @@ from meritum_api.auth import service
 from meritum_api.auth.sessions import (
     CSRF_HEADER,
     SAFE_METHODS,
-    Credential,
     Principal,
     credential_from,
     csrf_matches,
@@ -112,24 +111,16 @@ def forbidden() -> ApiError:
 def require(permission: Permission) -> Callable[..., Awaitable[AuthContext]]:
     """A dependency returning the context if it holds ``permission``, else 403 FORBIDDEN."""
 
-    async def dependency(ctx: CurrentContext) -> AuthContext:
+    # One dependency taking the request, not a chain of three: every level
+    # FastAPI resolves costs time on each request of every guarded route.
+    async def dependency(request: Request) -> AuthContext:
+        ctx = (await current_principal(request)).context
         if not ctx.can(permission):
             raise forbidden()
         return ctx
 
     dependency.__name__ = f"require_{permission.value.lower()}"
     return dependency
-
-
-def credential_resolver(deps: Deps) -> Callable[[Credential], Principal | None]:
-    """``service.resolve`` bound to an app's database and settings."""
-
-    def resolve(credential: Credential) -> Principal | None:
-        return service.resolve(
-            session_factory=deps.session_factory, settings=deps.settings, credential=credential
-        )
-
-    return resolve
 
 
 def rate_limit_identity(scope: Scope) -> str | None:

@@ -9,10 +9,8 @@ is the dependencies' job, so public routes (login, health) still work.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Awaitable, Callable
 
-import anyio.to_thread
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -21,9 +19,11 @@ from meritum_api.auth.sessions import Credential, Principal, credential_from
 
 
 class AuthenticationMiddleware:
-    """Looks up the presented session (in a worker thread: the driver is blocking)."""
+    """Looks up the presented session (see :class:`~meritum_api.auth.resolver.SessionResolver`)."""
 
-    def __init__(self, app: ASGIApp, *, resolve: Callable[[Credential], Principal | None]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, resolve: Callable[[Credential], Awaitable[Principal | None]]
+    ) -> None:
         self.app = app
         self.resolve = resolve
 
@@ -32,6 +32,6 @@ class AuthenticationMiddleware:
             credential = credential_from(Headers(scope=scope))
             principal = None
             if credential is not None:
-                principal = await anyio.to_thread.run_sync(partial(self.resolve, credential))
+                principal = await self.resolve(credential)
             scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
         await self.app(scope, receive, send)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
 from meritum_api.auth import service
 from meritum_api.auth.dependencies import CurrentPrincipal
+from meritum_api.auth.resolver import SessionResolver
 from meritum_api.auth.schemas import LoginData, LoginEnvelope, LoginRequest, Me, MeEnvelope
 from meritum_api.auth.sessions import SESSION_COOKIE, Principal
 from meritum_api.http.deps import AppDeps
@@ -126,12 +127,17 @@ def login(
     },
 )
 def logout(
+    request: Request,
     principal: CurrentPrincipal,
     deps: AppDeps,
 ) -> Response:
     """End the session and clear the cookie."""
     with deps.session_factory.begin() as session:
         service.logout(session=session, principal=principal)
+    # Every process hears of it over NOTIFY once committed; this one need not wait.
+    sessions: SessionResolver | None = getattr(request.app.state, "sessions", None)
+    if sessions is not None:
+        sessions.forget(principal)
     response = Response(status_code=204)
     response.delete_cookie(
         SESSION_COOKIE,

@@ -19,7 +19,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from meritum_api.audit import repository as audit
 from meritum_api.auth import passwords
 from meritum_api.auth import repository as repo
-from meritum_api.auth.sessions import Credential, Principal, digest, new_token, well_formed
+from meritum_api.auth.sessions import (
+    Credential,
+    Principal,
+    Via,
+    digest,
+    new_token,
+    well_formed,
+)
 from meritum_api.context import AuthContext
 from meritum_api.ratelimit import RateLimiter
 from meritum_api.settings import Settings
@@ -178,45 +185,70 @@ def login(
     return LoginResult(principal=principal, token=token, csrf_token=csrf_token)
 
 
-def resolve(
-    *, session_factory: sessionmaker[Session], settings: Settings, credential: Credential
-) -> Principal | None:
-    """The principal behind a credential, or None (unknown, expired or malformed).
+@dataclass(frozen=True, slots=True)
+class ResolvedSession:
+    """A live session's principal, with how long (by the database clock) it stays as it is."""
+
+    principal: Principal
+    #: Seconds until the session expires.
+    expires_in: float
+    #: Seconds until its sliding expiry is due to be written again.
+    touch_due_in: float
+
+
+def resolve_session(
+    *, session_factory: sessionmaker[Session], settings: Settings, token_hash: bytes, via: Via
+) -> ResolvedSession | None:
+    """The live session with this token digest, or None (unknown or expired).
 
     Slides the expiry forward, by the database clock, at most once per
     ``session_touch_interval_seconds``: a busy client does not write on
-    every request.
+    every request. Resolving happens before any route runs, so it owns its
+    short transaction.
     """
-    if not well_formed(credential.token):
-        return None
+    touch_interval = timedelta(seconds=settings.session_touch_interval_seconds)
     with session_factory.begin() as session:
         live = repo.find_live_session(
-            session=session,
-            token_hash=digest(credential.token),
-            touch_interval=timedelta(seconds=settings.session_touch_interval_seconds),
+            session=session, token_hash=token_hash, touch_interval=touch_interval
         )
         if live is None:
             return None
-        expires_at = live.expires_at
+        expires_at, expires_in, touch_due_in = live.expires_at, live.expires_in, live.touch_due_in
         if live.due_for_touch:
-            touched = repo.touch_session(
-                session=session,
-                session_id=live.session_id,
-                ttl=timedelta(seconds=settings.session_ttl_seconds),
-            )
+            ttl = timedelta(seconds=settings.session_ttl_seconds)
+            touched = repo.touch_session(session=session, session_id=live.session_id, ttl=ttl)
             if touched is None:
                 return None
+            # One transaction: now() is the same instant the look-up measured from.
             expires_at = touched
-        return Principal(
+            expires_in = ttl.total_seconds()
+            touch_due_in = touch_interval.total_seconds()
+        principal = Principal(
             session_id=live.session_id,
             user_id=live.user_id,
             provider_id=live.provider_id,
             role=live.role,
             permissions=permissions_of(live.role, live.permissions),
             expires_at=expires_at,
-            via=credential.via,
+            via=via,
             csrf_token_hash=live.csrf_token_hash,
         )
+    return ResolvedSession(principal=principal, expires_in=expires_in, touch_due_in=touch_due_in)
+
+
+def resolve(
+    *, session_factory: sessionmaker[Session], settings: Settings, credential: Credential
+) -> Principal | None:
+    """The principal behind a credential, or None (unknown, expired or malformed)."""
+    if not well_formed(credential.token):
+        return None
+    found = resolve_session(
+        session_factory=session_factory,
+        settings=settings,
+        token_hash=digest(credential.token),
+        via=credential.via,
+    )
+    return found.principal if found is not None else None
 
 
 def logout(*, session: Session, principal: Principal) -> None:
