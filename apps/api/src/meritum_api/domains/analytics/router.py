@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from meritum_api.db.engine import autocommit_session
 from meritum_api.domains.analytics import service
 from meritum_api.domains.analytics.dependencies import (
     Exporter,
@@ -126,7 +127,7 @@ def list_reports(
     deps: AppDeps,
 ) -> Response:
     """A page of reports, newest first, optionally of one type or within a period."""
-    with deps.session_factory() as session:
+    with autocommit_session(deps.session_factory) as session:
         page = service.list_reports(session=session, ctx=ctx, query=query)
     body = PageEnvelope[ReportOut](
         data=[ReportOut.model_validate(item, from_attributes=True) for item in page.items],
