@@ -25,7 +25,12 @@ from meritum_api.http.errors import install_error_handlers
 from meritum_api.http.log_redaction import install_log_redaction
 from meritum_api.http.middleware import DOCS_PATHS, BodyPolicyMiddleware, HardeningMiddleware
 from meritum_api.http.openapi import ALWAYS, install_openapi
-from meritum_api.ratelimit import DEFAULT_EXEMPT, RateLimiter, RateLimitMiddleware
+from meritum_api.ratelimit import (
+    DEFAULT_EXEMPT,
+    AsyncRateLimiter,
+    RateLimiter,
+    RateLimitMiddleware,
+)
 from meritum_web.app import PAGE_CSP, STATIC_PATHS, install_web, is_page
 
 __all__ = ["create_app"]
@@ -98,7 +103,7 @@ def create_app(deps: Deps) -> FastAPI:
     # Added innermost first: the last one added is the outermost.
     app.add_middleware(
         RateLimitMiddleware,
-        limiter=RateLimiter(amount=settings.rate_limit_per_minute, seconds=60),
+        limiter=AsyncRateLimiter(amount=settings.rate_limit_per_minute, seconds=60),
         identify=rate_limit_identity,
         exempt_paths=DEFAULT_EXEMPT | STATIC_PATHS,
     )

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio import storage as aio_storage
+from limits.aio import strategies as aio_strategies
 from limits.storage import MemoryStorage, Storage
 from limits.strategies import SlidingWindowCounterRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -49,6 +51,32 @@ class RateLimiter:
         return max(1, math.ceil(reset_at - time.time()))
 
 
+class AsyncRateLimiter:
+    """The same sliding window, for the event loop (the limit on every request).
+
+    ``limits``' synchronous memory storage expires keys from a short-lived
+    timer thread that it starts again whenever the last one has ended: on a
+    busy server a new thread every few requests, each start blocking the
+    event loop until the thread runs. Its asynchronous storage expires keys
+    in a task on the loop instead.
+    """
+
+    def __init__(
+        self, *, amount: int, seconds: int, storage: aio_storage.Storage | None = None
+    ) -> None:
+        self.item: RateLimitItem = RateLimitItemPerSecond(amount, seconds)
+        self._limiter = aio_strategies.SlidingWindowCounterRateLimiter(
+            storage or aio_storage.MemoryStorage()
+        )
+
+    async def hit(self, key: str) -> int | None:
+        """Count one hit: None when allowed, else the seconds to wait (Retry-After)."""
+        if await self._limiter.hit(self.item, key):
+            return None
+        reset_at = (await self._limiter.get_window_stats(self.item, key)).reset_time
+        return max(1, math.ceil(reset_at - time.time()))
+
+
 def rate_limited(retry_after: int) -> ApiError:
     """The 429 answer."""
     return ApiError.of(429, headers={"Retry-After": str(retry_after)})
@@ -71,7 +99,7 @@ class RateLimitMiddleware:
         self,
         app: ASGIApp,
         *,
-        limiter: RateLimiter,
+        limiter: AsyncRateLimiter,
         identify: Callable[[Scope], str | None],
         exempt_paths: Iterable[str] = DEFAULT_EXEMPT,
     ) -> None:
@@ -93,7 +121,7 @@ class RateLimitMiddleware:
             # --forwarded-allow-ips).
             client = scope.get("client")
             key = f"ip:{client[0] if client else 'unknown'}"
-        retry_after = self.limiter.hit(key)
+        retry_after = await self.limiter.hit(key)
         if retry_after is not None:
             await api_error_response(rate_limited(retry_after))(scope, receive, send)
             return
