@@ -2,18 +2,22 @@
 
 Run: ``uv run python -m benchmarks.bench_api [--requests N] [--rounds N] [--mb N]``
 
-Two servers run at once, each a uvicorn process on 127.0.0.1:
+Three servers run at once, each a uvicorn process on 127.0.0.1:
 
 - the product: ``create_app`` over a real PostgreSQL 16 with every middleware
   (security headers, body limit, sessions, rate limit), authenticated by a
-  bearer session token;
+  bearer session token, its session cache kept current over LISTEN/NOTIFY;
+- the same with the session cache off (``MERITUM_SESSION_CACHE_SIZE=0``):
+  every request looks its session up in the database;
 - a bare FastAPI app with no middleware, no database, no authentication.
 
-Measured, interleaved in rounds so that machine noise hits both alike:
+Measured, interleaved in rounds so that machine noise hits all alike:
 
-- ``GET /api/v1/reports`` (20 items: session lookup, permission, two queries,
+- ``GET /api/v1/reports`` (20 items: session, permission, the page query,
   serialisation) vs a bare route returning the same JSON bytes; one keep-alive
-  connection, requests one after another: requests/s and p99;
+  connection, requests one after another: requests/s, p50, p99, and the
+  server process's CPU time per request (steadier than wall time on a shared
+  machine);
 - a 100 MB report downloaded through the product (session, database, AES-GCM
   decryption, streaming) vs the same plaintext served by ``FileResponse``.
 """
@@ -35,6 +39,7 @@ from datetime import date
 from pathlib import Path
 
 import httpx
+import psutil
 
 from benchmarks.machine import RESULTS, describe, percentile, stamp
 from meritum_api.domains.analytics.keys import storage_key
@@ -45,9 +50,10 @@ PASSWORD = "benchmark password 2026"  # noqa: S105 - a throw-away database
 EMAIL = "bench@clinic.example"
 
 
-def _settings(url: str, storage: Path) -> Settings:
+def _settings(url: str, storage: Path, cache_size: int = 10_000) -> Settings:
     return Settings(
         database_url=url,
+        session_cache_size=cache_size,
         storage_dir=storage,
         data_dir=storage.parent,
         master_keys=KEY,
@@ -58,14 +64,14 @@ def _settings(url: str, storage: Path) -> Settings:
     )
 
 
-def serve_product(url: str, storage: str, port: int) -> None:
+def serve_product(url: str, storage: str, cache_size: int, port: int) -> None:
     """Entry point of the product server process."""
     import uvicorn
 
     from meritum_api.app import create_app
     from meritum_api.deps import Role, build_deps
 
-    runtime = build_deps(_settings(url, Path(storage)), url, role=Role.COMMAND)
+    runtime = build_deps(_settings(url, Path(storage), cache_size), url, role=Role.SERVE)
     uvicorn.run(
         create_app(runtime),
         host="127.0.0.1",
@@ -104,7 +110,7 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _server(*args: str) -> Iterator[str]:
+def _server(*args: str) -> Iterator[tuple[str, psutil.Process]]:
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bench_api", *args, str(port)])
     base = f"http://127.0.0.1:{port}"
@@ -119,7 +125,7 @@ def _server(*args: str) -> Iterator[str]:
                 raise SystemExit(f"server {args[0]} did not start") from None
             time.sleep(0.1)
     try:
-        yield base
+        yield base, psutil.Process(proc.pid)
     finally:
         proc.terminate()
         proc.wait(30)
@@ -218,6 +224,37 @@ def _download_seconds(client: httpx.Client, path: str, size: int) -> float:
     return time.perf_counter() - started
 
 
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+class _Listing:
+    """One server's list samples: wall time per request and server CPU per round."""
+
+    def __init__(self, name: str, client: httpx.Client, process: psutil.Process, path: str):
+        self.name, self.client, self.process, self.path = name, client, process, path
+        self.samples: list[float] = []
+        self.cpu = 0.0
+
+    def round(self, count: int) -> None:
+        before = _cpu_seconds(self.process)
+        self.samples += _timed_gets(self.client, self.path, count)
+        self.cpu += _cpu_seconds(self.process) - before
+
+    def rate(self) -> float:
+        return len(self.samples) / sum(self.samples)
+
+    def row(self, bare: _Listing | None) -> str:
+        p50, p99 = percentile(self.samples, 0.5), percentile(self.samples, 0.99)
+        cpu = self.cpu / len(self.samples)
+        ratio = f"{self.rate() / bare.rate():.0%}" if bare is not None else "—"
+        return (
+            f"| {self.name} | {self.rate():,.0f} | {p50 * 1000:.2f} | {p99 * 1000:.2f} | "
+            f"{cpu * 1000:.2f} | {ratio} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=500, help="list requests per round")
@@ -227,9 +264,9 @@ def main() -> None:
 
     from meritum_api.db.cluster import ThrowawayCluster, fast_root
 
+    listing = "/api/v1/reports?limit=20"
     cluster = ThrowawayCluster()
     cluster.start()
-    list_samples: dict[str, list[float]] = {"product": [], "bare": []}
     download_samples: dict[str, list[float]] = {"product": [], "bare": []}
     try:
         url = cluster.clone("bench_api")
@@ -240,27 +277,45 @@ def main() -> None:
             plain = root / "plain.csv"
             _, big = _prepare(url, root / "reports", args.mb, plain)
             size = plain.stat().st_size
-            with _server("serve-product", url, str(root / "reports")) as product:
+            storage = str(root / "reports")
+            with (
+                _server("serve-product", url, storage, "10000") as (cached, product_proc),
+                _server("serve-product", url, storage, "0") as (uncached, uncached_proc),
+            ):
                 login = httpx.post(
-                    f"{product}/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}
+                    f"{cached}/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}
                 )
                 token = login.json()["data"]["token"]
                 headers = {"Authorization": f"Bearer {token}"}
-                with httpx.Client(base_url=product, headers=headers, timeout=60) as pc:
-                    listing = pc.get("/api/v1/reports?limit=20")
-                    assert len(listing.json()["data"]) == 20
-                    (root / "list.json").write_bytes(listing.content)
+                with (
+                    httpx.Client(base_url=cached, headers=headers, timeout=60) as pc,
+                    httpx.Client(base_url=uncached, headers=headers, timeout=60) as uc,
+                ):
+                    first = pc.get(listing)
+                    assert len(first.json()["data"]) == 20
+                    (root / "list.json").write_bytes(first.content)
                     with (
-                        _server("serve-bare", str(root / "list.json"), str(plain)) as bare,
-                        httpx.Client(base_url=bare, timeout=60) as bc,
+                        _server("serve-bare", str(root / "list.json"), str(plain)) as (
+                            bare_base,
+                            bare_proc,
+                        ),
+                        httpx.Client(base_url=bare_base, timeout=60) as bc,
                     ):
-                        _timed_gets(pc, "/api/v1/reports?limit=20", 100)  # warm up
-                        _timed_gets(bc, "/list", 100)
+                        assert bc.get("/list").content == first.content
+                        servers = [
+                            _Listing("bare FastAPI route, same JSON", bc, bare_proc, "/list"),
+                            _Listing("product", pc, product_proc, listing),
+                            _Listing("product, session cache off", uc, uncached_proc, listing),
+                        ]
+                        for server in servers:  # warm up: connections, caches, prepared plans
+                            _timed_gets(server.client, server.path, 200)
+                        # Listing first, downloads after: a 100 MB transfer between
+                        # listing rounds would disturb whichever server came next.
                         for _ in range(args.rounds):
-                            list_samples["product"] += _timed_gets(
-                                pc, "/api/v1/reports?limit=20", args.requests
-                            )
-                            list_samples["bare"] += _timed_gets(bc, "/list", args.requests)
+                            for server in servers:
+                                server.round(args.requests)
+                        load = os.getloadavg()[0]
+                        for _ in range(args.rounds):
                             download_samples["product"].append(
                                 _download_seconds(pc, f"/api/v1/reports/{big}/download", size)
                             )
@@ -268,28 +323,31 @@ def main() -> None:
     finally:
         cluster.stop()
 
-    def rate(samples: list[float]) -> float:
-        return len(samples) / sum(samples)
-
-    list_ratio = rate(list_samples["product"]) / rate(list_samples["bare"])
+    bare, product = servers[0], servers[1]
+    verdict = "met" if product.rate() / bare.rate() >= 0.5 else "not met"
     mbps = {k: size / percentile(v, 0.5) / 1e6 for k, v in download_samples.items()}
     lines = [
         "# API benchmark: the reports API against bare baselines",
         "",
         f"- run: {stamp()}; machine: {describe()}",
         f"- {args.rounds} interleaved rounds; list: {args.requests} sequential requests per "
-        f"round on one keep-alive connection; download: {size / 1e6:.0f} MB per round; "
-        "client and servers share the machine's cores",
+        f"round and server on one keep-alive connection; download: {size / 1e6:.0f} MB per "
+        "round; client and servers share the machine's cores; load average during the "
+        f"listing rounds {load:.1f}",
         "",
-        "| measure | product | bare baseline | product ÷ bare | goal |",
+        f"`GET {listing}` (20 items):",
+        "",
+        "| server | requests/s | p50 ms | p99 ms | server CPU ms/request | ÷ bare (requests/s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        bare.row(None),
+        product.row(bare),
+        servers[2].row(bare),
+        "",
+        f"Goal: product ≥ 50% of bare — {verdict}.",
+        "",
+        "| download | product | bare baseline | product ÷ bare | goal |",
         "| --- | ---: | ---: | ---: | --- |",
-        f"| GET /api/v1/reports (20 items), requests/s | {rate(list_samples['product']):,.0f} | "
-        f"{rate(list_samples['bare']):,.0f} | {list_ratio:.0%} | ≥ 50% |",
-        f"| same, p99 ms | {percentile(list_samples['product'], 0.99) * 1000:.2f} | "
-        f"{percentile(list_samples['bare'], 0.99) * 1000:.2f} | "
-        f"{percentile(list_samples['product'], 0.99) / percentile(list_samples['bare'], 0.99):.1f}×"
-        " the time | |",
-        f"| 100 MB download, MB/s (median) | {mbps['product']:,.0f} | {mbps['bare']:,.0f} | "
+        f"| {size / 1e6:.0f} MB, MB/s (median) | {mbps['product']:,.0f} | {mbps['bare']:,.0f} | "
         f"{mbps['product'] / mbps['bare']:.0%} | ≥ 60% |",
         "",
         "The bare list route returns the product's own JSON bytes; the bare download is "
@@ -304,7 +362,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "serve-product":
-        serve_product(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        serve_product(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
     elif len(sys.argv) > 1 and sys.argv[1] == "serve-bare":
         serve_bare(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:
