@@ -38,14 +38,19 @@ def fast_root() -> Path:
 class ThrowawayCluster:
     """An embedded server in a temporary directory holding a migrated template."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, *, tcp_port: int | None = None) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="meritum-pg-", dir=root or fast_root()))
         self._server = EmbeddedPostgres(self._dir / "pg")
+        #: Listen on 127.0.0.1 at this port, as a database on another host would be reached.
+        self.tcp_port = tcp_port
         self.admin_url = ""
 
     def start(self) -> None:
         """Start the server, tune it, and build the template from the migrations."""
         self.admin_url = self._server.start()
+        if self.tcp_port is not None:
+            self._server.listen_tcp("127.0.0.1", self.tcp_port)
+            self.admin_url = self._server.url()
         with self._admin() as conn:
             for name, value in _FAST_SETTINGS.items():
                 conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")

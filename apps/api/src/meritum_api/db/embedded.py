@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,6 +51,7 @@ class EmbeddedPostgres:
     def __init__(self, pgdata: Path) -> None:
         self.pgdata = pgdata.expanduser().resolve()
         self._server: PostgresServer | None = None
+        self._tcp: tuple[str, int] | None = None
 
     def start(self) -> str:
         """Start (or join) the server and return a SQLAlchemy URL for psycopg 3."""
@@ -71,10 +73,43 @@ class EmbeddedPostgres:
         return self.url()
 
     def url(self, database: str = "postgres") -> str:
-        """SQLAlchemy URL of a database on this server (unix socket, psycopg 3)."""
+        """SQLAlchemy URL of a database on this server (psycopg 3; TCP once :meth:`listen_tcp`)."""
         if self._server is None:
             raise DatabaseStartError("the embedded database is not running")
+        if self._tcp is not None:
+            host, port = self._tcp
+            return f"postgresql+psycopg://{self._server.postgres_user}@{host}:{port}/{database}"
         return to_psycopg_url(self._server.get_uri(database))
+
+    def listen_tcp(self, host: str, port: int) -> None:
+        """Restart the server listening on ``host:port`` (as a separate database host would).
+
+        pgserver starts PostgreSQL on a unix socket only; its command-line
+        ``-h ""`` wins over any setting, so the server is restarted with
+        other options. Connections are trusted, as pgserver sets up: for
+        loopback tests and benchmarks only.
+        """
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+        if self._server is None:
+            raise DatabaseStartError("the embedded database is not running")
+        socket_dir = self._server.get_postmaster_info().socket_dir or self.pgdata
+        options = f'-h {host} -p {port} -k "{socket_dir}"'
+        command = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(self.pgdata), "-w", "-o", options]
+        subprocess.run(  # noqa: S603 - our own binary, arguments built here
+            [*command, "-l", str(self._server.log), "restart"],
+            user=self._server.system_user,
+            check=True,
+            # Not pipes: the server inherits them, and reading them would never end.
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+        self._tcp = (host, port)
+        # pgserver stops the server it knows of: tell it about the new one.
+        from pgserver.utils import PostmasterInfo
+
+        self._server._postmaster_info = PostmasterInfo.read_from_pgdata(self.pgdata)
 
     def stop(self) -> None:
         """Release this process's hold; the last holder stops the server."""
