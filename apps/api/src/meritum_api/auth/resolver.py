@@ -15,6 +15,7 @@ from meritum_api.auth import service
 from meritum_api.auth.cache import SessionCache
 from meritum_api.auth.invalidation import SessionListener
 from meritum_api.auth.sessions import Credential, Principal, digest, well_formed
+from meritum_api.db.cluster import libpq_dsn
 from meritum_api.settings import Settings
 
 
@@ -36,7 +37,7 @@ class SessionResolver:
         self.session_factory = session_factory
         self.cache = SessionCache(max_entries=settings.session_cache_size)
         self.listener = SessionListener(
-            conninfo=engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+            conninfo=libpq_dsn(engine.url.render_as_string(hide_password=False)),
             cache=self.cache,
         )
 
