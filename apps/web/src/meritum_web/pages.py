@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from meritum_api.auth import service as auth
+from meritum_api.auth.resolver import forget_ended
 from meritum_api.auth.router import secure_cookies
 from meritum_api.auth.schemas import LoginRequest
 from meritum_api.auth.sessions import SESSION_COOKIE, Principal
@@ -190,6 +191,7 @@ def sign_out(request: Request, csrf_token: Annotated[Text, Form(max_length=256)]
         check_form(principal, csrf_token)
         with deps.session_factory.begin() as session:
             auth.logout(session=session, principal=principal)
+        forget_ended(request.app, principal)
     response = RedirectResponse("/sign-in", status_code=303)
     secure = secure_cookies(deps.settings)
     response.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")

@@ -10,6 +10,7 @@ from functools import partial
 import anyio.to_thread
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
 
 from meritum_api.auth import service
 from meritum_api.auth.cache import SessionCache
@@ -87,3 +88,14 @@ class SessionResolver:
             return
         async with self.listener.running():
             yield self
+
+
+def forget_ended(app: Starlette, principal: Principal) -> None:
+    """After a logout commits: the app's process stops accepting that session at once.
+
+    The other processes hear of it from PostgreSQL within a second; this one
+    need not wait for its own listener.
+    """
+    resolver = getattr(app.state, "sessions", None)
+    if isinstance(resolver, SessionResolver):
+        resolver.forget(principal)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
 from meritum_api.auth import service
 from meritum_api.auth.dependencies import CurrentPrincipal
-from meritum_api.auth.resolver import SessionResolver
+from meritum_api.auth.resolver import forget_ended
 from meritum_api.auth.schemas import LoginData, LoginEnvelope, LoginRequest, Me, MeEnvelope
 from meritum_api.auth.sessions import SESSION_COOKIE, Principal
 from meritum_api.http.deps import AppDeps
@@ -134,10 +134,7 @@ def logout(
     """End the session and clear the cookie."""
     with deps.session_factory.begin() as session:
         service.logout(session=session, principal=principal)
-    # Every process hears of it over NOTIFY once committed; this one need not wait.
-    sessions: SessionResolver | None = getattr(request.app.state, "sessions", None)
-    if sessions is not None:
-        sessions.forget(principal)
+    forget_ended(request.app, principal)
     response = Response(status_code=204)
     response.delete_cookie(
         SESSION_COOKIE,
