@@ -12,8 +12,8 @@ sessions announce nothing: no cache can be wrong about them.
 Payloads on channel ``meritum_auth_changes``: ``session:<session_id>``,
 ``user:<user_id>``, or ``*`` (a TRUNCATE: forget everything).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-01 08:00:00
 """
 
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
