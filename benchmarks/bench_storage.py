@@ -47,7 +47,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from benchmarks.machine import RESULTS, describe, stamp
 from meritum_api.crypto.keys import Keyring
 from meritum_api.crypto.streaming import DEFAULT_SEGMENT_SIZE
-from meritum_api.storage.local import LocalStorage
+from meritum_api.storage.encrypted import EncryptedStorage
+from meritum_api.storage.local import LocalBlobStore
 
 CHUNK = 64 * 1024
 MB = 1_000_000
@@ -123,7 +124,7 @@ def _consume(pieces: Iterator[bytes]) -> None:
         pass
 
 
-def _consume_encrypted(storage: LocalStorage, key: str) -> None:
+def _consume_encrypted(storage: EncryptedStorage, key: str) -> None:
     _consume(storage.read(key))
 
 
@@ -140,7 +141,7 @@ def evict(path: Path) -> None:
 SMALL_FILES, SMALL_SIZE = 32, MiB
 
 
-def _small_encrypted(storage: LocalStorage, rep: int, block: bytes) -> None:
+def _small_encrypted(storage: EncryptedStorage, rep: int, block: bytes) -> None:
     for n in range(SMALL_FILES):
         storage.write(f"reports/small/r{rep}-{n}", chunks_of(block, SMALL_SIZE))
 
@@ -153,7 +154,7 @@ def _small_plain(root: Path, rep: int, block: bytes) -> None:
 def throughput(root: Path, size: int, repeats: int) -> dict[str, list[float]]:
     """MB/s of each variant over ``repeats`` interleaved repetitions."""
     block = csv_block()
-    storage = LocalStorage(root / "encrypted", KEYRING)
+    storage = EncryptedStorage(LocalBlobStore(root / "encrypted"), KEYRING)
     plain_root = root / "plain"
     plain_root.mkdir()
     speeds: dict[str, list[float]] = {}
@@ -236,7 +237,7 @@ def child(variant: str, operation: str, size: int, root: Path) -> None:
     """Run one measured operation and print its peak memory as JSON."""
     baseline = _peak_kib()
     block = csv_block()
-    storage = LocalStorage(root / "encrypted", KEYRING)
+    storage = EncryptedStorage(LocalBlobStore(root / "encrypted"), KEYRING)
     (root / "plain").mkdir(exist_ok=True)
     started = time.perf_counter()
     if operation == "write" and variant == "encrypted":

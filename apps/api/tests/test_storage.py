@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,15 +26,17 @@ from meritum_api.crypto.streaming import DEFAULT_SEGMENT_SIZE
 from meritum_api.db.cluster import fast_root
 from meritum_api.settings import Settings
 from meritum_api.storage.base import (
-    IntegrityError,
+    DamagedObject,
     InvalidKey,
+    MasterKeyUnavailable,
     ObjectNotFound,
     ReportStorage,
     StorageError,
 )
+from meritum_api.storage.encrypted import EncryptedStorage
 from meritum_api.storage.factory import make_storage
-from meritum_api.storage.local import PARTIAL_DIR, LocalStorage
-from meritum_api.storage.s3 import MIN_PART_SIZE, S3Storage
+from meritum_api.storage.local import PARTIAL_DIR, LocalBlobStore
+from meritum_api.storage.s3 import MIN_PART_SIZE, S3BlobStore
 from polling import wait_until
 from s3server import CREDENTIALS, REGION, moto_s3, s3_client
 
@@ -47,7 +50,7 @@ class Backend:
     """A storage under test, with what a test needs to look behind it."""
 
     name: str
-    storage: ReportStorage
+    storage: EncryptedStorage
     root: Path | None = None
     client: S3Client | None = None
     bucket: str = ""
@@ -111,13 +114,15 @@ def s3_endpoint() -> Iterator[str]:
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
     if request.param == "local":
         root = tmp_path_factory.mktemp("local") / "reports"
-        return Backend("local", LocalStorage(root, KEYRING), root=root)
+        return Backend("local", EncryptedStorage(LocalBlobStore(root), KEYRING), root=root)
     endpoint: str = request.getfixturevalue("s3_endpoint")
     client = s3_client(endpoint)
     bucket = f"reports-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)
-    storage = S3Storage(client=client, bucket=bucket, keyring=KEYRING, part_size=MIN_PART_SIZE)
-    return Backend("s3", storage, client=client, bucket=bucket, endpoint=endpoint)
+    blobs = S3BlobStore(client=client, bucket=bucket, part_size=MIN_PART_SIZE)
+    return Backend(
+        "s3", EncryptedStorage(blobs, KEYRING), client=client, bucket=bucket, endpoint=endpoint
+    )
 
 
 @pytest.fixture
@@ -234,15 +239,34 @@ def test_damage_is_detected_by_every_backend(backend: Backend) -> None:
     backend.flip_byte(key, -1)  # the last tag
     assert b"".join(storage.read(key, 0, 100)) == data[:100]  # an intact segment
     assert b"".join(storage.read(key, 2 * SEGMENT, 3 * SEGMENT)) == data[2 * SEGMENT : 3 * SEGMENT]
-    with pytest.raises(IntegrityError):
+    with pytest.raises(DamagedObject):
         b"".join(storage.read(key))
-    with pytest.raises(IntegrityError):
+    with pytest.raises(DamagedObject):
         b"".join(storage.read(key, len(data) - 5))
-    backend.flip_byte(key, 10)  # the header
-    with pytest.raises(IntegrityError):
+    backend.flip_byte(key, 30)  # the header (its wrap nonce; the key id is bytes 10-19)
+    with pytest.raises(DamagedObject):
         storage.read(key, 0, 1)
-    with pytest.raises(IntegrityError):
+    with pytest.raises(DamagedObject):
         storage.size(key)
+
+
+def test_a_removed_master_key_is_named_before_any_byte(backend: Backend) -> None:
+    key, data = new_key(), payload(3 * SEGMENT + 5)
+    backend.storage.write(key, [data])
+    without = EncryptedStorage(
+        backend.storage.blobs, Keyring(keys={"other": bytes(32)}, active_id="other")
+    )
+    for read in (
+        lambda: without.read(key),
+        lambda: without.read(key, 2 * SEGMENT, 2 * SEGMENT + 1),
+        lambda: without.size(key),
+    ):
+        with pytest.raises(MasterKeyUnavailable) as raised:
+            read()  # the call itself refuses: no iterator, so no byte, is handed out
+        assert raised.value.key_id == "test-key-1"
+        assert key not in str(raised.value)
+    # The object itself is intact: with the key back, it reads.
+    assert b"".join(backend.storage.read(key)) == data
 
 
 def test_an_object_replaced_during_a_read_is_not_mixed(backend: Backend) -> None:
@@ -334,6 +358,7 @@ def test_a_failing_generator_leaves_nothing(backend: Backend) -> None:
     with pytest.raises(ObjectNotFound):
         storage.read(key)
     assert backend.partials() == [], "the failed write left a partial behind"
+    assert not [t for t in threading.enumerate() if t.name == "sha256"], "a hashing thread is left"
 
 
 def test_a_failing_overwrite_keeps_the_old_object(storage: ReportStorage) -> None:
@@ -354,18 +379,18 @@ _KILLED_WRITER = textwrap.dedent(
     import json, sys, time
     import boto3
     from meritum_api.crypto.keys import Keyring
-    from meritum_api.storage.local import LocalStorage
-    from meritum_api.storage.s3 import MIN_PART_SIZE, S3Storage
+    from meritum_api.storage.encrypted import EncryptedStorage
+    from meritum_api.storage.local import LocalBlobStore
+    from meritum_api.storage.s3 import MIN_PART_SIZE, S3BlobStore
 
     spec = json.loads(sys.argv[1])
     keyring = Keyring(keys={"k": bytes(32)}, active_id="k")
     if spec["root"]:
-        storage = LocalStorage(spec["root"], keyring)
+        blobs = LocalBlobStore(spec["root"])
     else:
         client = boto3.client("s3", endpoint_url=spec["endpoint"], **spec["client"])
-        storage = S3Storage(
-            client=client, bucket=spec["bucket"], keyring=keyring, part_size=MIN_PART_SIZE
-        )
+        blobs = S3BlobStore(client=client, bucket=spec["bucket"], part_size=MIN_PART_SIZE)
+    storage = EncryptedStorage(blobs, keyring)
 
     def stuck():
         for _ in range(6):
@@ -480,11 +505,11 @@ def root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def local(root: Path) -> LocalStorage:
-    return LocalStorage(root, KEYRING)
+def local(root: Path) -> EncryptedStorage:
+    return EncryptedStorage(LocalBlobStore(root), KEYRING)
 
 
-def test_local_files_are_private(local: LocalStorage, root: Path) -> None:
+def test_local_files_are_private(local: EncryptedStorage, root: Path) -> None:
     key, row = new_key(), b"9876543210,SMITH,JANE,1971-02-03\r\n"
     local.write(key, [row * 100])
     path = root.joinpath(*key.split("/"))
@@ -496,7 +521,9 @@ def test_local_files_are_private(local: LocalStorage, root: Path) -> None:
     assert b"SMITH" not in stored
 
 
-def test_local_symlinks_are_not_followed(local: LocalStorage, root: Path, tmp_path: Path) -> None:
+def test_local_symlinks_are_not_followed(
+    local: EncryptedStorage, root: Path, tmp_path: Path
+) -> None:
     outside = tmp_path / "outside"
     outside.write_bytes(b"not a report")
     key = new_key()
@@ -513,7 +540,7 @@ def test_local_symlinks_are_not_followed(local: LocalStorage, root: Path, tmp_pa
 def test_local_errors_name_neither_key_nor_path(tmp_path: Path) -> None:
     root = tmp_path / "not-a-directory"
     root.write_text("a file where the root should be")
-    storage = LocalStorage(root, KEYRING)
+    storage = EncryptedStorage(LocalBlobStore(root), KEYRING)
     key = new_key()
     with pytest.raises(StorageError) as raised:
         storage.write(key, [b"secret,row\r\n"])
@@ -530,7 +557,7 @@ def test_local_errors_name_neither_key_nor_path(tmp_path: Path) -> None:
 def test_factory_builds_local_storage(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, environment="test")
     storage = make_storage(settings, KEYRING)
-    assert isinstance(storage, LocalStorage)
+    assert isinstance(storage.blobs, LocalBlobStore)
     key = new_key()
     storage.write(key, [b"x"])
     assert tmp_path.joinpath("reports", *key.split("/")).is_file()
@@ -548,7 +575,8 @@ def test_factory_builds_s3_storage_from_the_environment(
         storage_backend="s3", s3_bucket=bucket, s3_endpoint_url=s3_endpoint, s3_region=REGION
     )
     storage = make_storage(settings, KEYRING)
-    assert isinstance(storage, S3Storage)
+    assert isinstance(storage.blobs, S3BlobStore)
+    assert storage.blobs.bucket == bucket
     key = new_key()
     storage.write(key, [b"a,b\r\n"])
     assert b"".join(storage.read(key)) == b"a,b\r\n"
@@ -566,10 +594,12 @@ _BIG_WRITER = textwrap.dedent(
     import hashlib, json, resource, sys
     from pathlib import Path
     from meritum_api.crypto.keys import Keyring
-    from meritum_api.storage.local import LocalStorage
+    from meritum_api.storage.encrypted import EncryptedStorage
+    from meritum_api.storage.local import LocalBlobStore
 
     root, total = sys.argv[1], int(sys.argv[2])
-    storage = LocalStorage(root, Keyring(keys={"k": bytes(32)}, active_id="k"))
+    keyring = Keyring(keys={"k": bytes(32)}, active_id="k")
+    storage = EncryptedStorage(LocalBlobStore(root), keyring)
     block = bytes(range(256)) * 4096
     expected = hashlib.sha256()
 

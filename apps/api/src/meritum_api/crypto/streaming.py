@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import struct
+import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from meritum_api.crypto.keys import Keyring
+from meritum_api.crypto.keys import KEY_ID_PATTERN, Keyring
 
 MAGIC = b"MRPT"
 FORMAT_VERSION = 1
@@ -51,10 +53,22 @@ _FIXED_HEADER_SIZE = _PREAMBLE.size + NONCE_PREFIX_SIZE + WRAP_NONCE_SIZE + DATA
 MAX_HEADER_SIZE = _FIXED_HEADER_SIZE + MAX_KEY_ID_SIZE
 #: The segment index is 32 bits wide in the nonce.
 MAX_SEGMENTS = 2**32
+#: Plaintext hashed per hand-over to the hashing thread (rounded to whole segments).
+HASH_BATCH_SIZE = 1024 * 1024
+#: Batches of plaintext a write holds at once: filling, sealing, queued or being hashed.
+HASH_BATCHES = 3
 
 
 class CiphertextError(Exception):
     """The bytes are damaged, cut short, extended, reordered, or under a key we do not hold."""
+
+
+class UnknownMasterKey(CiphertextError):
+    """The header names a well-formed master key id that the keyring does not hold."""
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"the object is wrapped by master key {key_id!r}, which is not configured")
+        self.key_id = key_id
 
 
 def _segment_nonce(prefix: bytes, index: int, *, last: bool) -> bytes:
@@ -167,6 +181,10 @@ def open_header(keyring: Keyring, data: bytes) -> Header:
     raw = bytes(data[:size])
     at = _PREAMBLE.size
     key_id = raw[at : at + id_size].decode("ascii", errors="replace")
+    if not KEY_ID_PATTERN.fullmatch(key_id):
+        # No keyring holds such an id, so no writer wrote it: the header is damaged. Only
+        # well-formed ids ever reach an error message or a log line.
+        raise CiphertextError("the object's header is malformed")
     at += id_size
     nonce_prefix = raw[at : at + NONCE_PREFIX_SIZE]
     bound = raw[: at + NONCE_PREFIX_SIZE]
@@ -174,7 +192,7 @@ def open_header(keyring: Keyring, data: bytes) -> Header:
     wrap_nonce, wrapped = raw[at : at + WRAP_NONCE_SIZE], raw[at + WRAP_NONCE_SIZE :]
     master = keyring.get(key_id)
     if master is None:
-        raise CiphertextError("the object is wrapped by a master key that is not configured")
+        raise UnknownMasterKey(key_id)
     try:
         data_key = AESGCM(master).decrypt(wrap_nonce, wrapped, bound)
     except InvalidTag:
@@ -188,13 +206,80 @@ def open_header(keyring: Keyring, data: bytes) -> Header:
     )
 
 
+class _BackgroundHash:
+    """SHA-256 of plaintext batches on a thread of its own, over a bounded pool of buffers.
+
+    hashlib releases the GIL while it hashes a large buffer, so the digest (the costliest
+    step of a write, several times slower than AES-GCM) runs on a second core while the
+    caller's thread seals and stores. A buffer returns to the pool once hashed, and the
+    writer waits for a free one: memory stays at ``count`` buffers whatever the size of
+    the plaintext. Buffers and the thread are made only when needed, so a small report
+    is hashed on the caller's thread in one go.
+    """
+
+    def __init__(self, *, count: int, size: int) -> None:
+        self._size = size
+        self._unmade = count
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
+        self._hash = hashlib.sha256()
+        self._failure: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._inline = memoryview(b"")
+
+    def _run(self) -> None:
+        while (item := self._work.get()) is not None:
+            buffer, length = item
+            if self._failure is None:
+                try:
+                    self._hash.update(memoryview(buffer)[:length])
+                except BaseException as exc:  # kept for digest(): the writer must not hang
+                    self._failure = exc
+            self._free.put(buffer)
+
+    def buffer(self) -> bytearray:
+        """A buffer to fill: a new one while the pool has room, else the next one hashed."""
+        if self._unmade:
+            self._unmade -= 1
+            return bytearray(self._size)
+        return self._free.get()
+
+    def submit(self, buffer: bytearray, length: int, *, last: bool = False) -> None:
+        """Hash the first ``length`` bytes of ``buffer``, after everything submitted before.
+
+        The last batch of a plaintext that needed no thread so far is hashed by
+        :meth:`digest`, on the caller's thread.
+        """
+        if self._thread is None:
+            if last:
+                self._inline = memoryview(buffer)[:length]
+                return
+            self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
+            self._thread.start()
+        self._work.put((buffer, length))
+
+    def stop(self) -> None:
+        """Let the thread finish what it was given and end; safe to call twice."""
+        if self._thread is not None and self._thread.is_alive():
+            self._work.put(None)
+            self._thread.join()
+
+    def digest(self) -> bytes:
+        """The digest of everything submitted, once the thread has hashed it all."""
+        self.stop()
+        if self._failure is not None:
+            raise self._failure
+        self._hash.update(self._inline)
+        return self._hash.digest()
+
+
 class EncryptingStream:
     """Encrypts a stream of plaintext chunks: iterating yields the header, then each segment.
 
-    Holds at most one segment of plaintext, whatever the chunk sizes. Once iteration
-    has finished, :attr:`size` and :attr:`sha256` describe the plaintext. Everything
-    runs on the caller's thread: SHA-256, the costliest step, measured slower on a
-    second thread of a busy two-core machine (the GIL went to and fro).
+    Plaintext is copied into batches of whole segments (:data:`HASH_BATCH_SIZE`); each
+    batch is hashed on a second thread while this one seals it, and at most
+    :data:`HASH_BATCHES` batches are held at once, whatever the chunk sizes. Once iteration
+    has finished, :attr:`size` and :attr:`sha256` describe the plaintext.
     """
 
     def __init__(
@@ -225,8 +310,8 @@ class EncryptingStream:
         self._aead = AESGCM(data_key)
         self._chunks = chunks
         self._segment_size = segment_size
-        self._hash = hashlib.sha256()
         self._size = 0
+        self._sha256 = b""
         self._started = False
         self._finished = False
 
@@ -240,7 +325,7 @@ class EncryptingStream:
     def sha256(self) -> bytes:
         """SHA-256 digest of the plaintext; only once the stream is exhausted."""
         self._check_finished()
-        return self._hash.digest()
+        return self._sha256
 
     def _check_finished(self) -> None:
         if not self._finished:
@@ -252,44 +337,55 @@ class EncryptingStream:
         self._started = True
         return self._seal_all()
 
-    def _seal(self, index: int, plaintext: bytes | bytearray | memoryview, *, last: bool) -> bytes:
-        if index >= MAX_SEGMENTS:
+    def _seal(self, batch: memoryview, first: int, *, last: bool) -> list[bytes]:
+        """The sealed segments of ``batch``, whose first is segment ``first``.
+
+        ``last``: the batch ends the plaintext, so its final segment is sealed as the last.
+        """
+        size = self._segment_size
+        count = max(1, -(-len(batch) // size))
+        if first + count > MAX_SEGMENTS:
             raise ValueError("the plaintext is too large for this format")
-        nonce = _segment_nonce(self._nonce_prefix, index, last=last)
-        return self._aead.encrypt(nonce, plaintext, self.header)
+        return [
+            self._aead.encrypt(
+                _segment_nonce(self._nonce_prefix, first + n, last=last and n == count - 1),
+                batch[n * size : (n + 1) * size],
+                self.header,
+            )
+            for n in range(count)
+        ]
 
     def _seal_all(self) -> Generator[bytes, None, None]:
         yield self.header
-        size = self._segment_size
-        index = 0
-        # A full segment is held back until more plaintext arrives: only the end of the
-        # input tells whether it is the last one. A caller's buffer may be refilled once
-        # the next chunk is asked for: by then it has been hashed, and sealed or copied.
-        pending = bytearray()
-        for chunk in self._chunks:
-            view = memoryview(chunk).cast("B")
-            if not view:
-                continue
-            self._hash.update(view)
-            self._size += len(view)
-            if pending:
-                room = size - len(pending)
-                if len(view) <= room:
-                    pending += view
-                    continue
-                pending += view[:room]
-                view = view[room:]
-                yield self._seal(index, pending, last=False)
-                index += 1
-                pending.clear()
-            while len(view) > size:
-                yield self._seal(index, view[:size], last=False)
-                index += 1
-                view = view[size:]
-            pending += view
-        last = self._seal(index, pending, last=True)
-        self._finished = True
-        yield last
+        batch_size = max(1, HASH_BATCH_SIZE // self._segment_size) * self._segment_size
+        hasher = _BackgroundHash(count=HASH_BATCHES, size=batch_size)
+        try:
+            index = 0
+            buffer, filled = hasher.buffer(), 0
+            # The plaintext is copied: a caller may refill its chunk's buffer as soon as
+            # the next chunk is asked for, while the copy may not be hashed yet. A full
+            # batch is held back until more plaintext arrives: only the end of the input
+            # tells whether its final segment is the last one.
+            for chunk in self._chunks:
+                view = memoryview(chunk).cast("B")
+                self._size += len(view)
+                while view:
+                    if filled == batch_size:
+                        hasher.submit(buffer, filled)
+                        yield from self._seal(memoryview(buffer), index, last=False)
+                        index += filled // self._segment_size
+                        buffer, filled = hasher.buffer(), 0
+                    taken = min(batch_size - filled, len(view))
+                    buffer[filled : filled + taken] = view[:taken]
+                    filled += taken
+                    view = view[taken:]
+            hasher.submit(buffer, filled, last=True)
+            tail = self._seal(memoryview(buffer)[:filled], index, last=True)
+            self._sha256 = hasher.digest()
+            self._finished = True
+            yield from tail
+        finally:
+            hasher.stop()
 
 
 def decrypt_range(

@@ -1,20 +1,17 @@
-"""The storage interface every backend implements, its errors, and key validation.
+"""The storage interface callers use, its errors, and key validation.
 
-Report files hold patients' health information: backends store them encrypted
-(:mod:`meritum_api.crypto.streaming`), and no error message here ever carries a
+Report files hold patients' health information: they are stored encrypted
+(:mod:`meritum_api.storage.encrypted`), and no error message here ever carries a
 storage key or any file content.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
-
-from meritum_api.crypto.streaming import CiphertextError
 
 #: Keys are ``/``-separated segments of lowercase letters, digits, ``-`` and ``_``: no
 #: empty segment, no ``.`` or ``..``, nothing absolute, nothing a filesystem could
@@ -49,8 +46,19 @@ class ObjectNotFound(StorageError):
     """No finished object exists under the key."""
 
 
-class IntegrityError(StorageError):
-    """The stored object is tampered with, cut short, reordered, or under an unknown key."""
+class DamagedObject(StorageError):
+    """The stored object is tampered with, cut short, extended, reordered or not ours."""
+
+
+class MasterKeyUnavailable(StorageError):
+    """The object's data key is wrapped by a master key that is not configured any more.
+
+    ``key_id`` names that key (ids are not secret); the object itself may be intact.
+    """
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"the object needs master key {key_id!r}, which is not configured")
+        self.key_id = key_id
 
 
 class InvalidKey(StorageError):
@@ -58,7 +66,13 @@ class InvalidKey(StorageError):
 
 
 class ReportStorage(Protocol):
-    """Encrypted, atomic storage of report files under opaque keys."""
+    """Encrypted, atomic storage of report files under opaque keys.
+
+    Reads fail at the call, before any byte is handed out, when the object is missing
+    (:class:`ObjectNotFound`), its header is damaged (:class:`DamagedObject`), its master
+    key is gone (:class:`MasterKeyUnavailable`) or the range is outside it (ValueError);
+    damage further in shows as :class:`DamagedObject` while iterating.
+    """
 
     def write(self, key: str, chunks: Iterable[bytes]) -> StoredObject:
         """Store the plaintext ``chunks`` under ``key``, all or nothing."""
@@ -120,12 +134,3 @@ def check_range(start: int, end: int | None, size: int) -> tuple[int, int]:
     if not 0 <= start <= stop <= size:
         raise ValueError(f"range [{start}, {stop}) is outside an object of {size} bytes")
     return start, stop
-
-
-@contextlib.contextmanager
-def integrity_errors() -> Iterator[None]:
-    """Report a damaged ciphertext as :class:`IntegrityError`."""
-    try:
-        yield
-    except CiphertextError as exc:
-        raise IntegrityError(str(exc)) from None

@@ -7,15 +7,15 @@ from botocore.config import Config
 
 from meritum_api.crypto.keys import Keyring
 from meritum_api.settings import Settings
-from meritum_api.storage.base import ReportStorage
-from meritum_api.storage.local import LocalStorage
-from meritum_api.storage.s3 import S3Storage
+from meritum_api.storage.encrypted import EncryptedStorage
+from meritum_api.storage.local import LocalBlobStore
+from meritum_api.storage.s3 import S3BlobStore
 
 
-def make_storage(settings: Settings, keyring: Keyring) -> ReportStorage:
-    """The configured backend; S3 credentials come from boto3's usual environment."""
+def make_storage(settings: Settings, keyring: Keyring) -> EncryptedStorage:
+    """Encrypted storage on the configured backend (S3 credentials: boto3's environment)."""
     if settings.storage_backend == "local":
-        return LocalStorage(settings.resolved_storage_dir(), keyring)
+        return EncryptedStorage(LocalBlobStore(settings.resolved_storage_dir()), keyring)
     if not settings.s3_bucket:
         raise ValueError("the s3 storage backend needs MERITUM_S3_BUCKET")
     config = Config(
@@ -29,4 +29,4 @@ def make_storage(settings: Settings, keyring: Keyring) -> ReportStorage:
         region_name=settings.s3_region,
         config=config,
     )
-    return S3Storage(client=client, bucket=settings.s3_bucket, keyring=keyring)
+    return EncryptedStorage(S3BlobStore(client=client, bucket=settings.s3_bucket), keyring)

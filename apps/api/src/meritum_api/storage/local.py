@@ -1,9 +1,9 @@
-"""Encrypted report files in a local directory.
+"""Stored bytes in a local directory: the local blob store.
 
 A write goes to a temporary file in ``<root>/.partial/`` (same filesystem), is fsynced,
 renamed into place and its directory fsynced: a reader sees the whole object or none,
-and a crash leaves at most a temporary file for :meth:`LocalStorage.discard_partials`.
-Files are created 0600 and directories 0700.
+and a crash leaves at most a temporary file for :meth:`LocalBlobStore.discard_partials`.
+Files are created 0600 and directories 0700; symlinks are never followed.
 """
 
 from __future__ import annotations
@@ -17,28 +17,12 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from meritum_api.crypto.keys import Keyring
-from meritum_api.crypto.streaming import (
-    DEFAULT_SEGMENT_SIZE,
-    MAX_HEADER_SIZE,
-    TAG_SIZE,
-    EncryptingStream,
-    Header,
-    Layout,
-    decrypt_range,
-    open_header,
-)
 from meritum_api.storage.base import (
     KEY_PATTERN,
     ListedObject,
     ObjectNotFound,
     StorageError,
-    StoredObject,
-    check_range,
-    integrity_errors,
-    validate_cutoff,
     validate_key,
-    validate_prefix,
 )
 
 #: Temporary files of unfinished writes; keys cannot contain ``.``, so never a key.
@@ -66,34 +50,47 @@ def _write_all(fd: int, pieces: list[bytes]) -> None:
                 pending[0], written = pending[0][written:], 0
 
 
-class _SealedReader:
-    """Reads sealed segments in batches into one reused buffer (one system call per batch)."""
+class _FileReader:
+    """Reads ``[start, end)`` of an open file in batches into one reused buffer.
 
-    def __init__(self, fd: int, layout: Layout, span: range) -> None:
-        sealed = layout.segment_size + TAG_SIZE
+    The buffer is sized on the first request to a whole number of such requests (the
+    storage asks for one sealed segment at a time), so batches end on segment bounds.
+    """
+
+    def __init__(self, fd: int, start: int, end: int) -> None:
         self._fd = fd
-        self._offset = layout.offset(span.start)
-        self._end = layout.offset(span.stop - 1) + layout.sealed_size(span.stop - 1)
-        # A whole number of segments, so that every batch ends on a segment boundary;
-        # no bigger than the range needs.
-        batch = max(1, _BATCH_BYTES // sealed) * sealed
-        self._view = memoryview(bytearray(min(batch, self._end - self._offset)))
+        self._offset = start
+        self._end = end
+        self._view = memoryview(b"")
         self._filled = 0
         self._used = 0
 
     def read(self, size: int) -> memoryview:
-        """The next ``size`` stored bytes, fewer if the file ends; valid until the next call."""
         if self._used + size > self._filled:
             leftover = self._filled - self._used
-            self._view[:leftover] = self._view[self._used : self._filled]
-            room = min(len(self._view), leftover + self._end - self._offset)
+            remaining = leftover + self._end - self._offset
+            if len(self._view) < leftover + size:
+                batch = max(1, _BATCH_BYTES // size) * size
+                grown = memoryview(bytearray(min(max(batch, leftover + size), remaining)))
+                grown[:leftover] = self._view[self._used : self._filled]
+                self._view = grown
+            else:
+                self._view[:leftover] = self._view[self._used : self._filled]
+            self._filled, self._used = leftover, 0
+            room = min(len(self._view), remaining)
             with _os_errors("read the object"):
-                got = os.preadv(self._fd, [self._view[leftover:room]], self._offset)
-            self._offset += got
-            self._filled, self._used = leftover + got, 0
+                while self._filled < room:
+                    got = os.preadv(self._fd, [self._view[self._filled : room]], self._offset)
+                    if not got:
+                        break  # the file is shorter than it was: the caller sees a short read
+                    self._offset += got
+                    self._filled += got
         start = self._used
         self._used = min(start + size, self._filled)
         return self._view[start : self._used]
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 @contextlib.contextmanager
@@ -114,19 +111,54 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class LocalStorage:
-    """:class:`~meritum_api.storage.base.ReportStorage` on a local directory."""
+def _open_regular(path: Path) -> int:
+    """A read-only descriptor of the regular file at ``path``; ObjectNotFound otherwise."""
+    with _os_errors("open the object"):
+        try:
+            fd = os.open(path, _READ_FLAGS)
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound("no object under this key") from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a symlink: never one of our objects
+                raise ObjectNotFound("no object under this key") from None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ObjectNotFound("no object under this key")
+    return fd
 
-    def __init__(
-        self, root: Path | str, keyring: Keyring, *, segment_size: int = DEFAULT_SEGMENT_SIZE
-    ) -> None:
+
+class _LocalBlob:
+    """A file opened by :meth:`LocalBlobStore.open`: its length, first bytes and identity."""
+
+    def __init__(self, path: Path, info: os.stat_result, head: bytes) -> None:
+        self._path = path
+        self._identity = (info.st_dev, info.st_ino)
+        self.size = info.st_size
+        self.head = head
+
+    def reader(self, start: int, end: int) -> _FileReader:
+        fd = _open_regular(self._path)
+        try:
+            with _os_errors("read the object"):
+                info = os.fstat(fd)
+            if (info.st_dev, info.st_ino) != self._identity:
+                raise StorageError("the object was replaced while it was being read")
+        except BaseException:
+            os.close(fd)
+            raise
+        return _FileReader(fd, start, end)
+
+
+class LocalBlobStore:
+    """:class:`~meritum_api.storage.blobs.BlobStore` on a local directory."""
+
+    def __init__(self, root: Path | str) -> None:
         # Nothing is created here: a bad root shows up as a StorageError on first use.
-        self._root = Path(root).absolute()
-        self._keyring = keyring
-        self._segment_size = segment_size
+        self.root = Path(root).absolute()
 
     def _path(self, key: str) -> Path:
-        return self._root.joinpath(*validate_key(key).split("/"))
+        return self.root.joinpath(*validate_key(key).split("/"))
 
     def _ensure_dir(self, path: Path) -> None:
         """Create ``path`` and its missing parents (0700), fsyncing each new entry."""
@@ -144,11 +176,10 @@ class LocalStorage:
 
     # --- writing ---
 
-    def write(self, key: str, chunks: Iterable[bytes]) -> StoredObject:
-        """Encrypt ``chunks`` into a temporary file, then rename it to ``key``."""
+    def put(self, key: str, pieces: Iterable[bytes]) -> None:
+        """Write ``pieces`` into a temporary file, fsync it, then rename it to ``key``."""
         path = self._path(key)
-        stream = EncryptingStream(self._keyring, chunks, segment_size=self._segment_size)
-        partial_dir = self._root / PARTIAL_DIR
+        partial_dir = self.root / PARTIAL_DIR
         with _os_errors("prepare the write"):
             self._ensure_dir(partial_dir)
             fd, temp_name = tempfile.mkstemp(dir=partial_dir, suffix=_PARTIAL_SUFFIX)
@@ -156,9 +187,9 @@ class LocalStorage:
         try:
             batch: list[bytes] = []
             batched = 0
-            # Exceptions of the caller's chunks pass through unchanged; only our own
+            # Exceptions of the caller's pieces pass through unchanged; only our own
             # file operations become StorageErrors.
-            for piece in stream:
+            for piece in pieces:
                 batch.append(piece)
                 batched += len(piece)
                 if batched >= _BATCH_BYTES:
@@ -183,76 +214,20 @@ class LocalStorage:
                 # survive a crash: take it away so the caller's retry starts clean.
                 os.unlink(path if placed else temp)
             raise
-        return StoredObject(size=stream.size, sha256=stream.sha256)
 
     # --- reading ---
 
-    def _open(self, path: Path) -> int:
-        with _os_errors("open the object"):
-            try:
-                fd = os.open(path, _READ_FLAGS)
-            except (FileNotFoundError, NotADirectoryError):
-                raise ObjectNotFound("no object under this key") from None
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:  # a symlink: never one of our objects
-                    raise ObjectNotFound("no object under this key") from None
-                raise
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                os.close(fd)
-                raise ObjectNotFound("no object under this key")
-        return fd
-
-    def _header(self, fd: int) -> tuple[Header, Layout, os.stat_result]:
-        with _os_errors("read the object"):
-            info = os.fstat(fd)
-            head = os.pread(fd, MAX_HEADER_SIZE, 0)
-        with integrity_errors():
-            header = open_header(self._keyring, head)
-            return header, header.layout(info.st_size), info
-
-    def read(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """Decrypted bytes ``[start, end)``; missing, damaged or bad ranges fail at the call."""
+    def open(self, key: str, head: int) -> _LocalBlob:
+        """The file's length, identity and first ``head`` bytes; the file is closed again."""
         path = self._path(key)
-        fd = self._open(path)
-        try:
-            header, layout, info = self._header(fd)
-        finally:
-            os.close(fd)
-        start, stop = check_range(start, end, layout.plaintext_size)
-        return self._segments(path, (info.st_dev, info.st_ino), header, layout, start, stop)
-
-    def _segments(
-        self,
-        path: Path,
-        identity: tuple[int, int],
-        header: Header,
-        layout: Layout,
-        start: int,
-        stop: int,
-    ) -> Iterator[bytes]:
-        span = layout.span(start, stop)
-        if not span:
-            return
-        # Opened again only when iteration starts, so an unconsumed iterator holds no file.
-        fd = self._open(path)
+        fd = _open_regular(path)
         try:
             with _os_errors("read the object"):
                 info = os.fstat(fd)
-            if (info.st_dev, info.st_ino) != identity:
-                raise StorageError("the object was replaced while it was being read")
-            sealed = _SealedReader(fd, layout, span)
-            with integrity_errors():
-                yield from decrypt_range(header, layout, start, stop, sealed.read)
+                first = os.pread(fd, head, 0)
         finally:
             os.close(fd)
-
-    def size(self, key: str) -> int:
-        """Plaintext size from the authenticated header and the file's length."""
-        fd = self._open(self._path(key))
-        try:
-            return self._header(fd)[1].plaintext_size
-        finally:
-            os.close(fd)
+        return _LocalBlob(path, info, first)
 
     # --- housekeeping ---
 
@@ -283,9 +258,8 @@ class LocalStorage:
 
     def list(self, prefix: str) -> Iterator[ListedObject]:
         """Finished objects whose key starts with ``prefix``; temporary files are never listed."""
-        validate_prefix(prefix)
         directory, _, partial = prefix.rpartition("/")
-        start = self._root.joinpath(*directory.split("/")) if directory else self._root
+        start = self.root.joinpath(*directory.split("/")) if directory else self.root
         base = f"{directory}/" if directory else ""
         return self._walk(start, base, partial)
 
@@ -316,10 +290,10 @@ class LocalStorage:
         A write in progress keeps touching its file, so a cutoff well in the past (the
         orphan grace period) never removes a live one.
         """
-        cutoff = validate_cutoff(older_than).timestamp()
+        cutoff = older_than.timestamp()
         removed = 0
         try:
-            with os.scandir(self._root / PARTIAL_DIR) as scan:
+            with os.scandir(self.root / PARTIAL_DIR) as scan:
                 entries = [e for e in scan if e.name.endswith(_PARTIAL_SUFFIX)]
         except (FileNotFoundError, NotADirectoryError):
             return 0
