@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from starlette.responses import Response, StreamingResponse
 
+from meritum_api.domains.analytics.exceptions import ReportUnreadable
 from meritum_api.domains.analytics.ranges import (
     RangeNotSatisfiable,
     if_range_allows,
@@ -24,7 +25,7 @@ from meritum_api.domains.analytics.ranges import (
 )
 from meritum_api.domains.analytics.schemas import ReportView
 from meritum_api.http.errors import ApiError, api_error_response
-from meritum_api.storage.base import ReportStorage
+from meritum_api.storage.base import MasterKeyUnavailable, ReportStorage
 from meritum_shared.constants.analytics import ReportFormat, ReportType
 
 log = logging.getLogger(__name__)
@@ -97,26 +98,36 @@ def respond(
         )
     key = download.storage_key
 
+    def read(start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        # storage.read opens the file's header at the call: a missing key is known
+        # here, before the response (and any byte of it) exists.
+        try:
+            return storage.read(key, start, end)
+        except MasterKeyUnavailable as exc:
+            raise ReportUnreadable(download.report, key_id=exc.key_id) from None
+
     if ranges is None:
-        body: Iterator[bytes] = _finishing(storage.read(key), on_complete)
+        body: Iterator[bytes] = _finishing(read(), on_complete)
         headers["Content-Length"] = str(size)
         return _stream(head, 200, body, headers, content_type)
     if len(ranges) == 1:
         (only,) = ranges
         headers["Content-Range"] = only.content_range(size)
         headers["Content-Length"] = str(only.length)
-        part = storage.read(key, only.start, only.end + 1)
+        part = read(only.start, only.end + 1)
         body = _finishing(part, on_complete) if only.end == size - 1 else part
         return _stream(head, 206, body, headers, content_type)
     layout = multipart_layout(
         ranges, size=size, content_type=content_type, boundary=secrets.token_hex(16)
     )
     headers["Content-Length"] = str(layout.length(ranges))
+    # Each part is read lazily, once the response is under way: the first is opened now.
+    first = read(ranges[0].start, ranges[0].end + 1)
 
     def parts() -> Iterator[bytes]:
-        for head_bytes, byte_range in zip(layout.heads, ranges, strict=True):
+        for n, (head_bytes, byte_range) in enumerate(zip(layout.heads, ranges, strict=True)):
             yield head_bytes
-            yield from storage.read(key, byte_range.start, byte_range.end + 1)
+            yield from first if n == 0 else read(byte_range.start, byte_range.end + 1)
         yield layout.tail
 
     reaches_end = any(r.end == size - 1 for r in ranges)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI
@@ -12,20 +13,23 @@ from meritum_api.domains.analytics.exceptions import (
     ReportExpired,
     ReportNotFound,
     ReportNotReady,
+    ReportUnreadable,
     RequestLimitReached,
     TransitionConflict,
     UnsupportedReport,
 )
+from meritum_api.domains.analytics.schemas import ReportView
 from meritum_api.http.errors import ApiError, register_error_mapping
 from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType
 from meritum_shared.schemas.validation.analytics import ACCOUNTANT_OUTPUT, AccountantFormat
 
+log = logging.getLogger(__name__)
+
 _NOT_FOUND = ApiError(404, "NOT_FOUND", "Report not found")
 
 
-def regenerate_request(exc: ReportExpired) -> dict[str, Any] | None:
+def regenerate_request(report: ReportView) -> dict[str, Any] | None:
     """The request that produces the same report again, or None (subscription reports)."""
-    report = exc.report
     if report.report_type is ReportType.DATA_PORTABILITY:
         return {"method": "POST", "path": "/api/v1/reports/data-portability", "body": {}}
     pair: tuple[ReportType, ReportFormat] = (report.report_type, report.format)
@@ -58,7 +62,28 @@ def _gone(exc: ReportExpired) -> ApiError:
             "reason": reason,
             "report_id": str(exc.report.report_id),
             "expired_at": exc.report.download_link_expires_at.isoformat(),
-            "regenerate": regenerate_request(exc),
+            "regenerate": regenerate_request(exc.report),
+        },
+    )
+
+
+def _unreadable(exc: ReportUnreadable) -> ApiError:
+    # 500, not 410: the link has not expired and the client did nothing wrong; the
+    # server was configured without the master key this file needs, a server-side
+    # fault that retrying will not mend (503 would invite retries). Unlike a bare 500
+    # the answer says what happened and carries the request that makes the report again.
+    log.error(
+        "report %s cannot be read: master key %r is not configured (MERITUM_MASTER_KEYS)",
+        exc.report.report_id,
+        exc.key_id,
+    )
+    return ApiError(
+        500,
+        "REPORT_UNREADABLE",
+        "This report's file can no longer be read; request the report again to make a new copy",
+        details={
+            "report_id": str(exc.report.report_id),
+            "regenerate": regenerate_request(exc.report),
         },
     )
 
@@ -69,6 +94,7 @@ def install_report_errors(app: FastAPI) -> None:
     register_error_mapping(app, ReportNotFound, _NOT_FOUND)
     register_error_mapping(app, ReportNotReady, _NOT_FOUND)
     register_error_mapping(app, ReportExpired, _gone)
+    register_error_mapping(app, ReportUnreadable, _unreadable)
     register_error_mapping(
         app, UnsupportedReport, lambda exc: ApiError(422, "FORMAT_NOT_AVAILABLE", str(exc))
     )

@@ -35,6 +35,15 @@ class ReportExpired(ReportError):
         self.report = report
 
 
+class ReportUnreadable(ReportError):
+    """The report's file cannot be decrypted: master key ``key_id`` is not configured here."""
+
+    def __init__(self, report: ReportView, *, key_id: str) -> None:
+        super().__init__("This report's file cannot be read")
+        self.report = report
+        self.key_id = key_id
+
+
 class IllegalTransition(ReportError):
     """A status move the state machine forbids."""
 
