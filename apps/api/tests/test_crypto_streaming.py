@@ -31,6 +31,7 @@ from meritum_api.settings import Settings
 from meritum_api.storage.base import DamagedObject, MasterKeyUnavailable, ObjectNotFound
 from meritum_api.storage.encrypted import EncryptedStorage
 from meritum_api.storage.local import LocalBlobStore
+from polling import wait_until
 
 SEGMENT = DEFAULT_SEGMENT_SIZE
 K1 = Keyring(keys={"k1": bytes(range(32))}, active_id="k1")
@@ -501,8 +502,13 @@ def hashing_threads() -> list[threading.Thread]:
 def test_the_hashing_thread_ends_with_the_stream() -> None:
     big = [bytes(HASH_BATCH_SIZE)] * 5
     assert hashing_threads() == []
-    list(EncryptingStream(K1, big))
+    finished = EncryptingStream(K1, big)
+    list(finished)  # the last batches may still be hashing while the store finishes
+    assert finished.sha256 == hashlib.sha256(b"".join(big)).digest()
     assert hashing_threads() == []
+    unasked = EncryptingStream(K1, big)
+    list(unasked)
+    wait_until(lambda: not hashing_threads(), timeout=10, what="the thread to end by itself")
 
     def failing() -> Iterator[bytes]:
         yield from big

@@ -57,6 +57,8 @@ MAX_SEGMENTS = 2**32
 HASH_BATCH_SIZE = 1024 * 1024
 #: Batches of plaintext a write holds at once: filling, sealing, queued or being hashed.
 HASH_BATCHES = 3
+#: Below this, a plaintext that fits one batch is hashed on the caller's thread.
+INLINE_HASH_SIZE = 256 * 1024
 
 
 class CiphertextError(Exception):
@@ -211,10 +213,11 @@ class _BackgroundHash:
 
     hashlib releases the GIL while it hashes a large buffer, so the digest (the costliest
     step of a write, several times slower than AES-GCM) runs on a second core while the
-    caller's thread seals and stores. A buffer returns to the pool once hashed, and the
-    writer waits for a free one: memory stays at ``count`` buffers whatever the size of
-    the plaintext. Buffers and the thread are made only when needed, so a small report
-    is hashed on the caller's thread in one go.
+    caller's thread seals and stores, and goes on while the store makes the file durable:
+    only :meth:`digest` waits for it. A buffer returns to the pool once hashed and the
+    writer waits for a free one, so memory stays at ``count`` buffers whatever the size
+    of the plaintext. Buffers and the thread are made only when needed; a small report
+    is hashed on the caller's thread.
     """
 
     def __init__(self, *, count: int, size: int) -> None:
@@ -225,7 +228,7 @@ class _BackgroundHash:
         self._hash = hashlib.sha256()
         self._failure: BaseException | None = None
         self._thread: threading.Thread | None = None
-        self._inline = memoryview(b"")
+        self._ended = False
 
     def _run(self) -> None:
         while (item := self._work.get()) is not None:
@@ -244,24 +247,29 @@ class _BackgroundHash:
             return bytearray(self._size)
         return self._free.get()
 
-    def submit(self, buffer: bytearray, length: int, *, last: bool = False) -> None:
-        """Hash the first ``length`` bytes of ``buffer``, after everything submitted before.
-
-        The last batch of a plaintext that needed no thread so far is hashed by
-        :meth:`digest`, on the caller's thread.
-        """
+    def submit(self, buffer: bytearray, length: int) -> None:
+        """Hash the first ``length`` bytes of ``buffer``, after everything submitted before."""
         if self._thread is None:
-            if last:
-                self._inline = memoryview(buffer)[:length]
-                return
             self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
             self._thread.start()
         self._work.put((buffer, length))
 
-    def stop(self) -> None:
-        """Let the thread finish what it was given and end; safe to call twice."""
-        if self._thread is not None and self._thread.is_alive():
+    def end(self, buffer: bytearray, length: int) -> None:
+        """Hash the last batch too and let the thread end once done; returns at once."""
+        if self._thread is None and length < INLINE_HASH_SIZE:
+            self._hash.update(memoryview(buffer)[:length])  # cheaper than starting a thread
+        else:
+            self.submit(buffer, length)
+        self.stop(wait=False)
+
+    def stop(self, *, wait: bool = True) -> None:
+        """Let the thread finish what it was given and end; safe to call again."""
+        if self._thread is None:
+            return
+        if not self._ended:
+            self._ended = True
             self._work.put(None)
+        if wait:
             self._thread.join()
 
     def digest(self) -> bytes:
@@ -269,7 +277,6 @@ class _BackgroundHash:
         self.stop()
         if self._failure is not None:
             raise self._failure
-        self._hash.update(self._inline)
         return self._hash.digest()
 
 
@@ -311,7 +318,7 @@ class EncryptingStream:
         self._chunks = chunks
         self._segment_size = segment_size
         self._size = 0
-        self._sha256 = b""
+        self._hasher: _BackgroundHash | None = None
         self._started = False
         self._finished = False
 
@@ -323,9 +330,13 @@ class EncryptingStream:
 
     @property
     def sha256(self) -> bytes:
-        """SHA-256 digest of the plaintext; only once the stream is exhausted."""
+        """SHA-256 digest of the plaintext; only once the stream is exhausted.
+
+        Waits for the hashing thread, which may still be at the last batches.
+        """
         self._check_finished()
-        return self._sha256
+        assert self._hasher is not None
+        return self._hasher.digest()
 
     def _check_finished(self) -> None:
         if not self._finished:
@@ -358,7 +369,8 @@ class EncryptingStream:
     def _seal_all(self) -> Generator[bytes, None, None]:
         yield self.header
         batch_size = max(1, HASH_BATCH_SIZE // self._segment_size) * self._segment_size
-        hasher = _BackgroundHash(count=HASH_BATCHES, size=batch_size)
+        hasher = self._hasher = _BackgroundHash(count=HASH_BATCHES, size=batch_size)
+        completed = False
         try:
             index = 0
             buffer, filled = hasher.buffer(), 0
@@ -379,13 +391,13 @@ class EncryptingStream:
                     buffer[filled : filled + taken] = view[:taken]
                     filled += taken
                     view = view[taken:]
-            hasher.submit(buffer, filled, last=True)
             tail = self._seal(memoryview(buffer)[:filled], index, last=True)
-            self._sha256 = hasher.digest()
-            self._finished = True
+            hasher.end(buffer, filled)
+            self._finished = completed = True
             yield from tail
         finally:
-            hasher.stop()
+            if not completed:
+                hasher.stop()
 
 
 def decrypt_range(
