@@ -166,6 +166,49 @@ def _small_plain(root: Path, rep: int, block: bytes) -> None:
         plain_write(root, f"s{rep}-{n}", chunks_of(block, SMALL_SIZE))
 
 
+def _cpu_seconds() -> tuple[float, float]:
+    """Busy and total CPU seconds of the whole machine so far (all cores)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]  # idle and iowait
+    return (sum(fields) - idle) / ticks, sum(fields) / ticks
+
+
+def _own_cpu_seconds() -> float:
+    """CPU seconds of this process (all its threads) and of its finished children."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def wait_for_quiet(*, idle: float, timeout: float) -> bool:
+    """Wait until other processes leave ``idle`` of the CPU free for 2 s; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        busy, total = _cpu_seconds()
+        time.sleep(2)
+        busy_after, total_after = _cpu_seconds()
+        if 1 - (busy_after - busy) / max(total_after - total, 1e-9) >= idle:
+            return True
+        if time.monotonic() > deadline:
+            return False
+
+
+def load_mark() -> tuple[float, float, float]:
+    """Where the machine's and this process's CPU counters stand now."""
+    busy, total = _cpu_seconds()
+    return busy, total, _own_cpu_seconds()
+
+
+def others_share(since: tuple[float, float, float]) -> float:
+    """The share of the machine's CPU that other processes used since ``since``."""
+    busy, total = _cpu_seconds()
+    others = (busy - since[0]) - (_own_cpu_seconds() - since[2])
+    return max(0.0, others / max(total - since[1], 1e-9))
+
+
 #: Throughput rows: (name, label); each has an "encrypted" and a "plain" variant.
 OPERATIONS = (
     ("write", "write (fsync)"),
@@ -175,14 +218,30 @@ OPERATIONS = (
 )
 
 
-def throughput(root: Path, size: int, repeats: int) -> dict[str, list[float]]:
-    """MB/s of each variant over ``repeats`` interleaved repetitions."""
+def throughput(
+    root: Path, size: int, repeats: int, *, quiet_wait: float, max_others: float, budget: float
+) -> dict[str, list[float]]:
+    """MB/s of each variant over ``repeats`` interleaved repetitions.
+
+    On a shared machine, each repetition first waits up to ``quiet_wait`` seconds for the
+    other processes to leave most of the CPU free, and one during which they still took
+    more than ``max_others`` of it is measured again, until ``budget`` seconds have gone
+    (then it is kept). ``others`` records their share in each kept repetition,
+    ``discarded`` how many were measured again.
+    """
     block = csv_block()
     storage = EncryptedStorage(LocalBlobStore(root / "encrypted"), KEYRING)
     plain_root = root / "plain"
     plain_root.mkdir()
-    speeds: dict[str, list[float]] = {}
-    for rep in range(repeats + 1):  # the first repetition warms up and is dropped
+    speeds: dict[str, list[float]] = {"discarded": [0]}
+    deadline = time.monotonic() + budget
+    rep = kept = 0
+    while kept < repeats:
+        rep += 1
+        if quiet_wait > 0:
+            wait_for_quiet(idle=1 - max_others, timeout=quiet_wait)
+        sample: dict[str, float] = {}
+        mark = load_mark()
         key, name = f"reports/bench/r{rep}", f"r{rep}"
         encrypted_file = root / "encrypted" / "reports" / "bench" / name
         small = SMALL_FILES * SMALL_SIZE
@@ -236,12 +295,17 @@ def throughput(root: Path, size: int, repeats: int) -> dict[str, list[float]]:
             order = list(variants.items())
             random.shuffle(order)
             for variant, (action, nbytes) in order:
-                seconds = _timed(action)
-                if rep:
-                    speeds.setdefault(f"{variant} {operation}", []).append(nbytes / seconds / MB)
-        if rep:
-            for label, speed in primitives(block).items():
-                speeds.setdefault(label, []).append(speed)
+                sample[f"{variant} {operation}"] = nbytes / _timed(action) / MB
+        sample.update(primitives(block))
+        sample["others"] = others_share(mark)
+        if rep == 1:
+            pass  # the first repetition warms up and is dropped
+        elif sample["others"] <= max_others or time.monotonic() > deadline:
+            kept += 1
+            for label, value in sample.items():
+                speeds.setdefault(label, []).append(value)
+        else:
+            speeds["discarded"][0] += 1
         storage.delete(key)
         (plain_root / name).unlink()
         (plain_root / f"{name}-w").unlink()
@@ -363,6 +427,22 @@ def main() -> None:
     parser.add_argument(
         "--dir", type=Path, default=None, help="where to write (default: the system temp dir)"
     )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120,
+        help="seconds to wait, before each repetition, for other processes to leave the "
+        "CPU mostly idle (0: do not wait)",
+    )
+    parser.add_argument(
+        "--max-others",
+        type=float,
+        default=0.15,
+        help="measure a repetition again when other processes took more of the CPU",
+    )
+    parser.add_argument(
+        "--budget", type=float, default=1800, help="seconds after which noisy repetitions count"
+    )
     parser.add_argument("--child", nargs=4, metavar=("VARIANT", "OP", "SIZE", "ROOT"))
     args = parser.parse_args()
     if args.child:
@@ -376,7 +456,14 @@ def main() -> None:
         filesystem = filesystem_of(root)
         size = args.size_mib * MiB
         load_before = os.getloadavg()[0]
-        speeds = throughput(root, size, args.repeats)
+        speeds = throughput(
+            root,
+            size,
+            args.repeats,
+            quiet_wait=args.quiet_wait,
+            max_others=args.max_others,
+            budget=args.budget,
+        )
         memory = peak_memory(root)
         load_after = os.getloadavg()[0]
 
@@ -392,7 +479,12 @@ def main() -> None:
         "each time; each ratio is the median of the repetitions' own ratios (encrypted ÷ "
         "plain of the same repetition), with their lowest and highest; cold reads follow "
         "posix_fadvise(DONTNEED) of both files (the virtual disk may still cache on its host)",
-        f"- the machine is shared: load average {load_before:.1f} before, {load_after:.1f} after",
+        f"- the machine is shared: load average {load_before:.1f} before, {load_after:.1f} "
+        f"after; each repetition waited up to {args.quiet_wait:.0f} s for a quiet moment; "
+        f"{speeds['discarded'][0]:.0f} during which other processes took more than "
+        f"{args.max_others:.0%} of the CPU were measured again; in those kept they took "
+        f"{statistics.median(speeds['others']):.0%} (median; "
+        f"{min(speeds['others']):.0%}–{max(speeds['others']):.0%})",
         "",
         "| operation | encrypted MB/s | plain MB/s | encrypted ÷ plain | ratio range |",
         "| --- | ---: | ---: | ---: | --- |",
