@@ -561,6 +561,10 @@ def test_a_delegate_who_loses_a_permission_is_refused_by_both_within_a_second(
         wait_until(allowed, timeout=1, what="the permission granted again")
 
 
+#: How far the test's estimate of the expiry instant may lag the database's.
+CLOCK_SLACK = 0.05
+
+
 def test_a_cached_session_ends_when_it_expires(
     servers: list[str], physician: Account, engine: Engine
 ) -> None:
@@ -586,7 +590,9 @@ def test_a_cached_session_ends_when_it_expires(
     _warm(servers, ME, token)
     for base in servers:
         late = _accepted_until_refused(base, ME, token, refused=401, since=expires_at)
-        assert late <= 0.0  # nothing accepted after the expiry
+        # Nothing accepted after the expiry, within how well this test knows the
+        # database's instant of expiry (one round trip, measured above).
+        assert late <= CLOCK_SLACK
 
 
 @pytest.fixture(scope="module")
