@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
-from workers import TEST_KEYS
+from workers import TEST_KEYS, CliProcess
 
 
 def free_port() -> int:
@@ -47,47 +42,6 @@ def process_env(db_url: str, data_dir: Path, **settings: str) -> dict[str, str]:
     env.update({f"MERITUM_{key.upper()}": value for key, value in settings.items()})
     data_dir.mkdir(parents=True, exist_ok=True)
     return env
-
-
-class CliProcess:
-    """``meritum <args>`` as a child process, its output in a log file."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        with log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "meritum_api.cli", *args],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def log(self) -> str:
-        """Everything the process printed so far."""
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        """SIGTERM and wait for a graceful exit; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            raise
-
-    def __enter__(self) -> CliProcess:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.stop()
 
 
 class ApiProcess(CliProcess):

@@ -52,34 +52,25 @@ def _settings_values(
     return values
 
 
-class WorkerProcess:
-    """``meritum worker`` as a child process, its output in a log file."""
+class CliProcess:
+    """``meritum <args>`` as a child process, its output in a log file."""
 
-    def __init__(self, db_url: str, storage_dir: Path, log_path: Path, **overrides: str) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MERITUM_")}
-        for key, value in _settings_values(db_url, storage_dir, overrides).items():
-            name = "DATABASE_URL" if key == "database_url" else f"MERITUM_{key.upper()}"
-            env[name] = json.dumps(value) if isinstance(value, dict) else str(value)
         with log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "meritum_api.cli", "worker"],
+                [sys.executable, "-m", "meritum_api.cli", *args],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
 
     def log(self) -> str:
-        """Everything the worker printed so far."""
+        """Everything the process printed so far."""
         return self.log_path.read_text(errors="replace")
 
-    def kill(self) -> None:
-        """SIGKILL: no cleanup of any kind."""
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
     def stop(self) -> int:
-        """SIGTERM and wait for a graceful exit."""
+        """SIGTERM and wait for a graceful exit; returns the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
@@ -89,7 +80,7 @@ class WorkerProcess:
             self.proc.wait(timeout=10)
             raise
 
-    def __enter__(self) -> WorkerProcess:
+    def __enter__(self) -> CliProcess:
         return self
 
     def __exit__(
@@ -100,6 +91,25 @@ class WorkerProcess:
     ) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.stop()
+
+
+class WorkerProcess(CliProcess):
+    """``meritum worker`` as a child process, with the test settings and ``overrides``."""
+
+    def __init__(self, db_url: str, storage_dir: Path, log_path: Path, **overrides: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MERITUM_")}
+        for key, value in _settings_values(db_url, storage_dir, overrides).items():
+            name = "DATABASE_URL" if key == "database_url" else f"MERITUM_{key.upper()}"
+            env[name] = json.dumps(value) if isinstance(value, dict) else str(value)
+        super().__init__(["worker"], env, log_path)
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup of any kind."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def __enter__(self) -> WorkerProcess:
+        return self
 
 
 @contextlib.contextmanager
