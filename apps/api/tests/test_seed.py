@@ -155,6 +155,24 @@ ACTIVITY_RULES = {
         SELECT count(*) FROM ai_coach_suggestions s JOIN claims c USING (claim_id)
         WHERE s.created_at < c.created_at OR s.provider_id <> c.provider_id
     """,
+    "every refused claim names a code of the reference table, for its payer": """
+        SELECT count(*) FROM claims c WHERE c.rejection_code IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM rejection_codes r
+            WHERE r.code = c.rejection_code AND r.claim_type = c.claim_type)
+    """,
+    "a claim carries a code exactly when it was refused": """
+        SELECT count(*) FROM claims
+        WHERE (rejection_code IS NOT NULL) <> (state IN ('REJECTED', 'WRITTEN_OFF'))
+    """,
+    "every refused claim's history has its change to REJECTED": """
+        SELECT count(*) FROM claims c WHERE c.state IN ('REJECTED', 'WRITTEN_OFF')
+        AND NOT EXISTS (SELECT 1 FROM claim_audit_history h WHERE h.claim_id = c.claim_id
+            AND h.action = 'STATE_CHANGED' AND h.to_state = 'REJECTED')
+    """,
+    "WCB claims use forms with timing tiers": """
+        SELECT count(*) FROM claims c WHERE c.claim_type = 'WCB' AND NOT EXISTS (
+            SELECT 1 FROM wcb_timing_tiers t WHERE t.form_type = c.wcb_form_type)
+    """,
     "claims bill at the profile's locations and BA numbers": """
         SELECT count(*) FROM claims c WHERE NOT EXISTS (
             SELECT 1 FROM practice_locations l
@@ -258,7 +276,7 @@ def test_claims_look_like_alberta_billing(engine: Engine, seeded: SeedSummary) -
         modifiers = set(conn.execute(text("SELECT DISTINCT modifiers FROM claims")).scalars())
         codes = set(conn.execute(text("SELECT DISTINCT hsc_code FROM claims")).scalars())
         cents = set(conn.execute(text("SELECT DISTINCT submitted_fee % 1 FROM claims")).scalars())
-    assert {"C050E", "C151", "C568"} <= forms
+    assert {"C050E", "C151", "C568A", "RF03E"} <= forms
     assert "" in modifiers
     assert any("," in m for m in modifiers)
     assert {"03.03A", "03.04A", "03.08A", "08.19A"} <= codes
@@ -269,9 +287,11 @@ def test_claims_look_like_alberta_billing(engine: Engine, seeded: SeedSummary) -
 def test_seeding_again_adds_nothing(engine: Engine, seeded: SeedSummary) -> None:
     with engine.connect() as conn:
         before = _counts(conn)
+        codes = conn.execute(text("SELECT * FROM rejection_codes ORDER BY code")).all()
     again = _seed(engine)
     with engine.connect() as conn:
         assert _counts(conn) == before
+        assert conn.execute(text("SELECT * FROM rejection_codes ORDER BY code")).all() == codes
     assert (again.physicians_created, again.physicians_existing) == (0, 3)
     assert (again.patients, again.claims) == (0, 0)
 

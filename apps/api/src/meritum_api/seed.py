@@ -15,8 +15,10 @@ edited, each state change in order, the last one naming the claim's state),
 ``claims.created_at`` and ``updated_at`` are its first and last change, the
 submission batches list exactly the claims that carry their id (count and
 total included), AI Coach suggestions name real claims of the same
-physician, and the profile lists the BA numbers and locations claims bill
-under.
+physician, the profile lists the BA numbers and locations claims bill
+under, and every refused claim names an explanatory code of
+``rejection_codes`` (which the seed fills) and has its change to ``REJECTED``
+in its history.
 
 Fast: every table goes in by ``COPY``.
 
@@ -62,7 +64,7 @@ from meritum_shared.constants.claims import (
     SuggestionCategory,
     SuggestionStatus,
 )
-from meritum_shared.schemas.db import providers
+from meritum_shared.schemas.db import providers, rejection_codes
 
 #: The calendar the physicians work in: "today" is a date in Alberta.
 ALBERTA: Final = ZoneInfo("America/Edmonton")
@@ -156,10 +158,116 @@ MODIFIER_SETS: Final = (
 _MODIFIER_WEIGHTS: Final = [m[2] for m in MODIFIER_SETS]
 
 WCB_FIRST_REPORT: Final = "C050E"
-WCB_PROGRESS_FORMS: Final = ("C151", "C151", "C151", "C568", "C569")
-#: Invented explanatory codes of refused claims.
-AHCIP_REJECTION_CODES: Final = ("01", "02A", "10", "31", "AA", "EB", "GS", "HD", "MF")
-WCB_REJECTION_CODES: Final = ("W01", "W07", "W12", "W25")
+#: Follow-up forms, each with a row in ``wcb_timing_tiers`` (the migration fills it).
+WCB_PROGRESS_FORMS: Final = ("C151", "C151", "C151", "C568A", "RF03E")
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionCode:
+    """An explanatory code of a refused claim, as ``rejection_codes`` holds it."""
+
+    code: str
+    claim_type: ClaimType
+    description: str
+    corrective_guidance: str
+
+
+#: The explanatory codes refused claims carry, shaped like AHCIP's (and WCB's)
+#: and worded here: every code a seeded claim names is one of these rows.
+REJECTION_CODES: Final = (
+    RejectionCode(
+        "01",
+        ClaimType.AHCIP,
+        "No record of this personal health number: the person is not registered with AHCIP.",
+        "Check the PHN against the patient's health card; for a newborn, resubmit with the "
+        "person data segment and the newborn code.",
+    ),
+    RejectionCode(
+        "01B",
+        ClaimType.AHCIP,
+        "The patient could not be confirmed as a resident of Alberta.",
+        "Ask the patient for current coverage; bill the home province's plan or the patient "
+        "if they are not covered by AHCIP.",
+    ),
+    RejectionCode(
+        "02",
+        ClaimType.AHCIP,
+        "The registration number and the personal health number belong to different people.",
+        "Correct the PHN or the registration number from the health card and resubmit.",
+    ),
+    RejectionCode(
+        "05",
+        ClaimType.AHCIP,
+        "The personal health number was not in effect on the date of service.",
+        "Confirm the coverage dates with the patient or through the eligibility check, then "
+        "resubmit with the number in effect that day.",
+    ),
+    RejectionCode(
+        "05A",
+        ClaimType.AHCIP,
+        "The personal health number is missing or fails its check digit.",
+        "Re-enter the nine-digit PHN exactly as on the health card and resubmit.",
+    ),
+    RejectionCode(
+        "05B",
+        ClaimType.AHCIP,
+        "The service concerns a work injury: the claim belongs to the Workers' Compensation Board.",
+        "Submit the service to WCB with the WCB claim number and the right report form.",
+    ),
+    RejectionCode(
+        "29",
+        ClaimType.AHCIP,
+        "Submitted after the 90-day limit from the date of service.",
+        "Resubmit only with a documented reason for the delay (an approved extension); "
+        "otherwise write the claim off.",
+    ),
+    RejectionCode(
+        "30",
+        ClaimType.AHCIP,
+        "Duplicate: the same service for the same patient and day has already been paid.",
+        "Check the earlier claim; if both services were given, resubmit with the times of "
+        "each and a note explaining the second.",
+    ),
+    RejectionCode(
+        "46",
+        ClaimType.AHCIP,
+        "The health service code is not payable with the modifiers or the skill submitted.",
+        "Review the code's rules in the Schedule of Medical Benefits and resubmit with the "
+        "modifiers and skill that apply.",
+    ),
+    RejectionCode(
+        "W01",
+        ClaimType.WCB,
+        "The WCB claim number was not found or does not match the worker.",
+        "Confirm the claim number with the worker or WCB and resubmit the report with it.",
+    ),
+    RejectionCode(
+        "W07",
+        ClaimType.WCB,
+        "The report form is incomplete: required fields are missing.",
+        "Complete the missing fields (diagnosis, restrictions, return-to-work estimate) and "
+        "resubmit the form.",
+    ),
+    RejectionCode(
+        "W12",
+        ClaimType.WCB,
+        "The service is not related to the injury WCB accepted on this claim.",
+        "Bill AHCIP for an unrelated condition, or send WCB the notes that link the service "
+        "to the accepted injury.",
+    ),
+    RejectionCode(
+        "W25",
+        ClaimType.WCB,
+        "Duplicate report: WCB already received this form for this exam.",
+        "Do not resubmit; if the first report was wrong, send a correction on the same form.",
+    ),
+)
+_AHCIP_REJECTION_CODES: Final = tuple(
+    r.code for r in REJECTION_CODES if r.claim_type is ClaimType.AHCIP
+)
+_WCB_REJECTION_CODES: Final = tuple(
+    r.code for r in REJECTION_CODES if r.claim_type is ClaimType.WCB
+)
 
 # What happens to a claim depends on how long ago it was served: settled ones
 # (their payment run is past) are mostly paid; the newest are still in flight.
@@ -372,6 +480,8 @@ def seed_demo(
     first_day = _years_before(last_day, years)
     created = existing = patient_count = claim_count = wcb_count = 0
     taken: set[str] = set()
+    with _transaction(bind) as conn:
+        _upsert_rejection_codes(conn)
     for index in range(physicians):
         # Reproducible on purpose: synthetic data, nothing secret is drawn.
         rng = random.Random(f"meritum-seed/{seed}/physician/{index}")  # noqa: S311
@@ -411,6 +521,31 @@ def seed_demo(
         wcb_claims=wcb_count,
         first_day=first_day,
         last_day=last_day,
+    )
+
+
+def _upsert_rejection_codes(conn: Connection) -> None:
+    """The reference table of explanatory codes: added, or brought up to date, never deleted."""
+    statement = insert(rejection_codes).values(
+        [
+            {
+                "code": r.code,
+                "claim_type": r.claim_type,
+                "description": r.description,
+                "corrective_guidance": r.corrective_guidance,
+            }
+            for r in REJECTION_CODES
+        ]
+    )
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[rejection_codes.c.code],
+            set_={
+                "claim_type": statement.excluded.claim_type,
+                "description": statement.excluded.description,
+                "corrective_guidance": statement.excluded.corrective_guidance,
+            },
+        )
     )
 
 
@@ -651,7 +786,9 @@ def _claim_row(
             assessed = submitted - _CENT
     elif state in (ClaimState.REJECTED, ClaimState.WRITTEN_OFF):
         assessed = Decimal("0.00")
-        codes = WCB_REJECTION_CODES if visit.claim_type is ClaimType.WCB else AHCIP_REJECTION_CODES
+        codes = (
+            _WCB_REJECTION_CODES if visit.claim_type is ClaimType.WCB else _AHCIP_REJECTION_CODES
+        )
         rejection = rng.choice(codes)
     if state in (ClaimState.PAID, ClaimState.ADJUSTED):
         payment_day = visit.pay_day

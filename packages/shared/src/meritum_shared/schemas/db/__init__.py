@@ -40,6 +40,12 @@ from meritum_shared.schemas.db.practice import (
     provider_settings,
 )
 from meritum_shared.schemas.db.provider import Provider, providers
+from meritum_shared.schemas.db.reference import (
+    RejectionCode,
+    WcbTimingTier,
+    rejection_codes,
+    wcb_timing_tiers,
+)
 
 __all__ = [
     "AUDIT_ACTIONS",
@@ -60,12 +66,14 @@ __all__ = [
     "Provider",
     "ProviderBaNumber",
     "ProviderSetting",
+    "RejectionCode",
     "ReportExportSecret",
     "ReportIdempotencyKey",
     "SafeGeneratedReport",
     "SelectGeneratedReport",
     "SubmissionBatch",
     "User",
+    "WcbTimingTier",
     "ai_coach_suggestions",
     "audit_log",
     "auth_sessions",
@@ -81,8 +89,10 @@ __all__ = [
     "provider_ba_numbers",
     "provider_settings",
     "providers",
+    "rejection_codes",
     "report_export_secrets",
     "report_idempotency_keys",
     "submission_batches",
     "users",
+    "wcb_timing_tiers",
 ]
