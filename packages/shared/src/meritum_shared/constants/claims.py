@@ -69,3 +69,11 @@ class ProviderSettingSection(StrEnum):
 
     WCB = "wcb"
     PREFERENCES = "preferences"
+
+
+class WcbFeeTier(StrEnum):
+    """How promptly WCB received a report, which sets the fee it pays."""
+
+    SAME_DAY = "SAME_DAY"
+    ON_TIME = "ON_TIME"
+    LATE = "LATE"

@@ -19,18 +19,23 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Final, NamedTuple, cast
 
 import psycopg
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     Connection,
     Date,
     DateTime,
     Select,
+    String,
     and_,
+    bindparam,
+    case,
+    exists,
     func,
     select,
     tuple_,
@@ -38,9 +43,16 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
+from meritum_api.calendar import BusinessCalendar, at_local, local_date
 from meritum_api.context import AuthContext
-from meritum_shared.constants.claims import ClaimState, ClaimType
-from meritum_shared.schemas.db import Claim, Provider
+from meritum_shared.constants.claims import ClaimState, ClaimType, WcbFeeTier
+from meritum_shared.schemas.db import (
+    Claim,
+    ClaimHistoryEvent,
+    Provider,
+    RejectionCode,
+    WcbTimingTier,
+)
 
 #: Claim states that mean "paid" for the accountant.
 PAID_STATES: Final[tuple[ClaimState, ...]] = (ClaimState.PAID, ClaimState.ADJUSTED)
@@ -171,6 +183,8 @@ class Physician:
 
 
 _FOUR_DAYS: Final = date(2000, 1, 5) - date(2000, 1, 1)
+_ONE_DAY: Final = timedelta(days=1)
+_MIDNIGHT: Final = time(0)
 
 
 def _month_of(day: InstrumentedAttribute[date | None]) -> ColumnElement[date]:
@@ -414,22 +428,438 @@ def _largest_first(shares: list[Share]) -> tuple[Share, ...]:
     return tuple(sorted(shares, key=lambda s: (-s.revenue, s.key)))
 
 
+@contextmanager
+def _scrollable(conn: Connection, statement: Select[Any], prefix: str) -> Iterator[Any]:
+    """A SCROLL server-side cursor over ``statement``, closed on exit (see detail_lines)."""
+    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    if not conn.in_transaction():
+        conn.begin()  # a cursor lives in a transaction; the caller's connection ends it
+    raw = cast(psycopg.Connection[Any], conn.connection.driver_connection)
+    cursor = raw.cursor(name=f"{prefix}_{uuid.uuid4().hex}", scrollable=True)
+    try:
+        cursor.execute(str(compiled), compiled.params)
+        yield cursor
+    finally:
+        cursor.close()
+
+
+def _scroll(cursor: psycopg.ServerCursor[Any]) -> Iterator[Any]:
+    """Every row of a scrollable cursor from the first, FETCH_ROWS at a time."""
+    cursor.scroll(0, mode="absolute")
+    while batch := cursor.fetchmany(FETCH_ROWS):
+        yield from batch
+
+
+# --- REJECTION_DIGEST: the claims rejected in the period ---------------------------
+#
+# Basis: the rejection date. A claim was rejected on day D when its history has
+# a change to REJECTED whose occurred_at, in America/Edmonton, falls on D. The
+# digest has one line per such change (a claim rejected, resubmitted and
+# rejected again within the period has two), with the claim's explanatory
+# code and what the reference table says of it.
+
+
+def edmonton_days(period: Period) -> tuple[datetime, datetime]:
+    """The instants the period's days span in Edmonton: its first midnight, the one after it."""
+    return at_local(period.start, _MIDNIGHT), at_local(period.end + _ONE_DAY, _MIDNIGHT)
+
+
+def _rejected_in(ctx: AuthContext, period: Period) -> ColumnElement[bool]:
+    opens, closes = edmonton_days(period)
+    event = ClaimHistoryEvent
+    return and_(
+        event.provider_id == ctx.provider_id,
+        event.to_state == ClaimState.REJECTED,
+        # A range of instants rather than a date taken of occurred_at, so that
+        # ix_claim_audit_history_provider_id_occurred_at serves it.
+        event.occurred_at >= opens,
+        event.occurred_at < closes,
+    )
+
+
+def has_rejections(*, conn: Connection, ctx: AuthContext, period: Period) -> bool:
+    """Whether any claim of the provider was rejected on a day of the period."""
+    return bool(conn.execute(select(exists().where(_rejected_in(ctx, period)))).scalar_one())
+
+
+class Rejection(NamedTuple):
+    """One rejection of the period: when, the claim (no patient data) and its code."""
+
+    rejected_at: datetime
+    claim_id: uuid.UUID
+    claim_type: ClaimType
+    date_of_service: date
+    hsc_code: str
+    modifiers: str
+    submitted_fee: Decimal
+    location: str
+    wcb_claim_number: str | None
+    #: The claim's explanatory code, and what ``rejection_codes`` says of it
+    #: (None when the code is missing there).
+    code: str | None
+    description: str | None
+    corrective_guidance: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CodeShare:
+    """How many of the period's rejections carry one code, and their submitted fees."""
+
+    code: str | None
+    description: str | None
+    rejections: int
+    submitted: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class RejectionTotals:
+    """The digest's summary: rejections, Σ submitted fee of their claims, and per code."""
+
+    rejections: int
+    submitted: Decimal
+    #: Most rejections first, then by code.
+    by_code: tuple[CodeShare, ...]
+
+
+def rejections_query(*, ctx: AuthContext, period: Period) -> Select[Any]:
+    """The digest's lines in order of rejection, each with its code's and the period's totals."""
+    event = ClaimHistoryEvent
+    columns: tuple[Any, ...] = (
+        event.occurred_at,
+        Claim.claim_id,
+        Claim.claim_type,
+        Claim.date_of_service,
+        Claim.hsc_code,
+        Claim.modifiers,
+        Claim.submitted_fee,
+        Claim.location,
+        Claim.wcb_claim_number,
+        Claim.rejection_code,
+        RejectionCode.description,
+        RejectionCode.corrective_guidance,
+        func.count().over(partition_by=Claim.rejection_code),
+        func.sum(Claim.submitted_fee).over(partition_by=Claim.rejection_code),
+        func.count().over(),
+        func.sum(Claim.submitted_fee).over(),
+    )
+    return (
+        select(*columns)
+        .select_from(event)
+        .join(
+            Claim,
+            and_(
+                Claim.claim_id == event.claim_id,
+                Claim.provider_id == event.provider_id,
+                Claim.provider_id == ctx.provider_id,
+            ),
+        )
+        .outerjoin(RejectionCode, RejectionCode.code == Claim.rejection_code)
+        .where(_rejected_in(ctx, period))
+        .order_by(event.occurred_at, event.event_id)
+    )
+
+
+class RejectionReader:
+    """The digest's lines from one scrollable cursor: read as often as needed, one snapshot."""
+
+    def __init__(self, cursor: psycopg.ServerCursor[Any]) -> None:
+        self._cursor = cursor
+
+    def totals(self) -> RejectionTotals:
+        """The period's totals and the per-code shares, carried by the rows (one per code kept)."""
+        first: Any = None
+        codes: dict[str | None, CodeShare] = {}
+        for row in _scroll(self._cursor):
+            if first is None:
+                first = row
+            if row[9] not in codes:
+                codes[row[9]] = CodeShare(row[9], row[10], row[12], row[13])
+        if first is None:
+            return RejectionTotals(rejections=0, submitted=_ZERO, by_code=())
+        by_code = sorted(codes.values(), key=lambda c: (-c.rejections, c.code or ""))
+        return RejectionTotals(first[14], first[15], tuple(by_code))
+
+    def lines(self) -> Iterator[Rejection]:
+        """Every line, in order of rejection."""
+        for row in _scroll(self._cursor):
+            at, claim_id, kind, served, hsc, modifiers, fee, location, wcb, code = row[:10]
+            yield Rejection(
+                at, claim_id, ClaimType(kind), served, hsc, modifiers, fee, location, wcb, code,
+                row[10], row[11],
+            )  # fmt: skip
+
+
+@contextmanager
+def rejections(*, conn: Connection, ctx: AuthContext, period: Period) -> Iterator[RejectionReader]:
+    """The digest's lines, readable several times from the same snapshot."""
+    statement = rejections_query(ctx=ctx, period=period)
+    with _scrollable(conn, statement, "rejections") as cursor:
+        yield RejectionReader(cursor)
+
+
+# --- WCB_TIMING: WCB reports whose fee tier ends in the window ----------------------
+#
+# A WCB report's fee depends on when WCB receives it: each form's tiers end at
+# a local time on the N-th business day after the exam (wcb_timing_tiers). A
+# claim is in its *current* tier at the moment the report looks (``as_of``);
+# the report lists the claims whose current tier ends within its window, with
+# what that tier pays and how much less the next one does ("at stake").
+#
+# Only claims WCB has not received count: DRAFT (not sent) and QUEUED
+# (waiting for the next batch). From SUBMITTED on, the tier was fixed by the
+# submission, and an EXPIRED claim will not be sent.
+
+#: Claim states whose WCB fee tier still depends on when they are sent.
+UNSUBMITTED_STATES: Final[tuple[ClaimState, ...]] = (ClaimState.DRAFT, ClaimState.QUEUED)
+
+
+@dataclass(frozen=True, slots=True)
+class TierRule:
+    """When one WCB form's paying tiers end (a row of ``wcb_timing_tiers``)."""
+
+    form_type: str
+    same_day_business_days: int
+    on_time_business_days: int | None
+    deadline_local_time: time
+
+    def deadlines(
+        self, date_of_service: date, calendar: BusinessCalendar
+    ) -> tuple[tuple[WcbFeeTier, datetime], ...]:
+        """When each paying tier ends for an exam on ``date_of_service``, same-day first."""
+        tiers = [(WcbFeeTier.SAME_DAY, self.same_day_business_days)]
+        if self.on_time_business_days is not None:
+            tiers.append((WcbFeeTier.ON_TIME, self.on_time_business_days))
+        return tuple(
+            (
+                tier,
+                at_local(calendar.add_business_days(date_of_service, n), self.deadline_local_time),
+            )
+            for tier, n in tiers
+        )
+
+    def current_tier(
+        self, date_of_service: date, as_of: datetime, calendar: BusinessCalendar
+    ) -> tuple[WcbFeeTier, datetime | None]:
+        """The tier a report received at ``as_of`` is paid at, and when it ends (None: late)."""
+        for tier, deadline in self.deadlines(date_of_service, calendar):
+            if as_of < deadline:
+                return tier, deadline
+        return WcbFeeTier.LATE, None
+
+
+def tier_rules(*, conn: Connection) -> tuple[TierRule, ...]:
+    """Every WCB form's tier rule, by form type."""
+    rows = conn.execute(
+        select(
+            WcbTimingTier.form_type,
+            WcbTimingTier.same_day_business_days,
+            WcbTimingTier.on_time_business_days,
+            WcbTimingTier.deadline_local_time,
+        ).order_by(WcbTimingTier.form_type)
+    )
+    return tuple(TierRule(*row) for row in rows)
+
+
+class DueTier(NamedTuple):
+    """Exams of one form on one day whose current tier ends at ``deadline``."""
+
+    form_type: str
+    date_of_service: date
+    tier: WcbFeeTier
+    deadline: datetime
+
+
+def tiers_ending(
+    rules: tuple[TierRule, ...], *, as_of: datetime, until: date, calendar: BusinessCalendar
+) -> list[DueTier]:
+    """Every (form, exam day) whose tier current at ``as_of`` ends by the end of ``until``."""
+    if not rules:
+        return []
+    longest = max(max(r.same_day_business_days, r.on_time_business_days or 0) for r in rules)
+    # The earliest exam day whose last tier can still be open at as_of: walk back
+    # until even the longest rule's deadline falls before as_of's day.
+    first = local_date(as_of)
+    while calendar.add_business_days(first - _ONE_DAY, longest) >= local_date(as_of):
+        first -= _ONE_DAY
+    due: list[DueTier] = []
+    day = first
+    while day <= until:
+        for rule in rules:
+            tier, deadline = rule.current_tier(day, as_of, calendar)
+            if deadline is not None and local_date(deadline) <= until:
+                due.append(DueTier(rule.form_type, day, tier, deadline))
+        day += _ONE_DAY
+    return due
+
+
+class WcbDue(NamedTuple):
+    """A WCB claim not yet sent whose current fee tier ends in the window."""
+
+    deadline: datetime
+    tier: WcbFeeTier
+    claim_id: uuid.UUID
+    wcb_claim_number: str
+    form_type: str
+    date_of_service: date
+    state: ClaimState
+    #: What the current tier pays, what the next one does, and the difference
+    #: (None when the form's fees are not configured).
+    tier_fee: Decimal | None
+    next_fee: Decimal | None
+    at_stake: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class WcbTimingTotals:
+    """The window's claims, Σ fee at stake, and how many have no fees configured."""
+
+    claims: int
+    at_stake: Decimal
+    unpriced: int
+
+
+def wcb_due_query(*, ctx: AuthContext, due: list[DueTier]) -> Select[Any]:
+    """The window's claims, most urgent first, each with the window's totals."""
+    tiers = WcbTimingTier
+    # The (form, day, tier, deadline) list comes from the business calendar in
+    # Python; it is bounded (forms × about two weeks of exam days) and joined as
+    # a table, so that PostgreSQL selects, prices and orders the claims.
+    listed = (
+        func.unnest(
+            sql_cast(bindparam("due_forms", [d.form_type for d in due]), ARRAY(String)),
+            sql_cast(bindparam("due_days", [d.date_of_service for d in due]), ARRAY(Date)),
+            sql_cast(bindparam("due_tiers", [d.tier.value for d in due]), ARRAY(String)),
+            sql_cast(
+                bindparam("due_deadlines", [d.deadline for d in due]),
+                ARRAY(DateTime(timezone=True)),
+            ),
+        )
+        .table_valued("form_type", "date_of_service", "tier", "deadline")
+        .render_derived("due")
+    )
+    same_day = listed.c.tier == WcbFeeTier.SAME_DAY.value
+    tier_fee = case((same_day, tiers.same_day_fee), else_=tiers.on_time_fee)
+    next_fee = case(
+        (same_day, func.coalesce(tiers.on_time_fee, tiers.late_fee)), else_=tiers.late_fee
+    )
+    at_stake = tier_fee - next_fee
+    return (
+        select(
+            listed.c.deadline,
+            listed.c.tier,
+            Claim.claim_id,
+            Claim.wcb_claim_number,
+            Claim.wcb_form_type,
+            Claim.date_of_service,
+            Claim.state,
+            tier_fee,
+            next_fee,
+            at_stake,
+            func.count().over(),
+            func.coalesce(func.sum(at_stake).over(), _ZERO),
+            func.count().filter(tier_fee.is_(None)).over(),
+        )
+        .select_from(Claim)
+        .join(
+            listed,
+            and_(
+                listed.c.form_type == Claim.wcb_form_type,
+                listed.c.date_of_service == Claim.date_of_service,
+            ),
+        )
+        .join(tiers, tiers.form_type == Claim.wcb_form_type)
+        .where(
+            Claim.provider_id == ctx.provider_id,
+            Claim.claim_type == ClaimType.WCB,
+            Claim.state.in_(UNSUBMITTED_STATES),
+        )
+        .order_by(listed.c.deadline, Claim.date_of_service, Claim.wcb_claim_number, Claim.claim_id)
+    )
+
+
+class WcbDueReader:
+    """The window's claims from one scrollable cursor: read as often as needed, one snapshot."""
+
+    def __init__(self, cursor: psycopg.ServerCursor[Any]) -> None:
+        self._cursor = cursor
+
+    def totals(self) -> WcbTimingTotals:
+        """The window's totals (carried by every row; read from the first)."""
+        self._cursor.scroll(0, mode="absolute")
+        first = self._cursor.fetchone()
+        if first is None:
+            return WcbTimingTotals(claims=0, at_stake=_ZERO, unpriced=0)
+        return WcbTimingTotals(*first[10:13])
+
+    def lines(self) -> Iterator[WcbDue]:
+        """Every claim, most urgent first."""
+        for row in _scroll(self._cursor):
+            deadline, tier, claim_id, number, form, served, state, fee, after, stake = row[:10]
+            yield WcbDue(
+                deadline, WcbFeeTier(tier), claim_id, number, form, served, ClaimState(state),
+                fee, after, stake,
+            )  # fmt: skip
+
+
+def wcb_as_of(period: Period, requested_at: datetime) -> datetime:
+    """The moment a WCB timing report looks at: when it was asked for, or its window's opening."""
+    return max(requested_at, at_local(period.start, _MIDNIGHT))
+
+
+@contextmanager
+def wcb_due(
+    *,
+    conn: Connection,
+    ctx: AuthContext,
+    period: Period,
+    as_of: datetime,
+    calendar: BusinessCalendar,
+) -> Iterator[WcbDueReader]:
+    """The WCB claims whose current tier (at ``as_of``) ends within the period's days."""
+    due = tiers_ending(tier_rules(conn=conn), as_of=as_of, until=period.end, calendar=calendar)
+    # Deadlines before the window (a report asked for after its window opened
+    # looks from then on) are left out, and so are those past its last day.
+    opens = at_local(period.start, _MIDNIGHT)
+    due = [d for d in due if d.deadline >= opens]
+    with _scrollable(conn, wcb_due_query(ctx=ctx, due=due), "wcb_due") as cursor:
+        yield WcbDueReader(cursor)
+
+
 __all__ = [
     "FETCH_ROWS",
     "PAID_STATES",
+    "UNSUBMITTED_STATES",
     "AccountantFigures",
+    "CodeShare",
     "DetailLine",
     "DetailReader",
     "DetailTotals",
+    "DueTier",
     "MonthShare",
     "PaidClaim",
     "Period",
     "Physician",
+    "Rejection",
+    "RejectionReader",
+    "RejectionTotals",
     "Share",
+    "TierRule",
+    "WcbDue",
+    "WcbDueReader",
+    "WcbTimingTotals",
     "accountant_figures",
     "detail_lines",
     "detail_query",
+    "edmonton_days",
+    "has_rejections",
     "paid_claims",
     "paid_claims_query",
     "physician",
+    "rejections",
+    "rejections_query",
+    "tier_rules",
+    "tiers_ending",
+    "wcb_as_of",
+    "wcb_due",
+    "wcb_due_query",
 ]

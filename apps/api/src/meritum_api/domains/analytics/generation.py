@@ -93,6 +93,7 @@ def generate_report(
                 period_end=report.period_end,
                 created_at=report.created_at,
                 password=_export_password(deps, session, report),
+                calendar=deps.calendar,
             )
             with deps.engine.connect() as conn:
                 # The write is atomic: until it returns nothing is visible under

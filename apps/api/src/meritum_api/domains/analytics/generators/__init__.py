@@ -18,6 +18,7 @@ from typing import Final, TypeAlias
 import sqlalchemy
 from pydantic import SecretStr
 
+from meritum_api.calendar import ALBERTA, BusinessCalendar
 from meritum_api.context import AuthContext
 from meritum_api.domains.analytics.exceptions import UnsupportedReport
 from meritum_api.domains.analytics.figures import Period
@@ -26,11 +27,14 @@ from meritum_api.domains.analytics.generators import (
     accountant_detail_pdf,
     accountant_summary_pdf,
     data_portability,
+    rejection_digest_pdf,
+    wcb_timing_pdf,
 )
 from meritum_shared.constants.analytics import ReportFormat, ReportType
 
 __all__ = [
     "LEGACY",
+    "SCHEDULED",
     "GenerationRequest",
     "Generator",
     "UnsupportedReport",
@@ -56,6 +60,8 @@ class GenerationRequest:
     #: The archive password of a protected data export, unsealed by the worker for
     #: this run only; kept out of every repr (and SecretStr masks it again).
     password: SecretStr | None = field(default=None, repr=False, compare=False)
+    #: The business days the WCB fee tiers count (Alberta's, optional holidays by a setting).
+    calendar: BusinessCalendar = field(default=ALBERTA, compare=False)
 
     def scope(self) -> AuthContext:
         """The tenant every read of this generation is scoped to."""
@@ -90,9 +96,20 @@ LEGACY: Final[Mapping[tuple[ReportType, ReportFormat], Generator]] = MappingProx
 )
 
 
+#: Pairs that only subscriptions produce: generated like the others, never
+#: requested on demand (``is_supported`` leaves them out).
+SCHEDULED: Final[Mapping[tuple[ReportType, ReportFormat], Generator]] = MappingProxyType(
+    {
+        (ReportType.REJECTION_DIGEST, ReportFormat.PDF): rejection_digest_pdf.generate,
+        (ReportType.WCB_TIMING, ReportFormat.PDF): wcb_timing_pdf.generate,
+    }
+)
+
+
 def generator_for(report_type: ReportType, format: ReportFormat) -> Generator:
     """The generator of a pair; raises :class:`UnsupportedReport` when none exists."""
-    generator = _REGISTRY.get((report_type, format)) or LEGACY.get((report_type, format))
+    pair = (report_type, format)
+    generator = _REGISTRY.get(pair) or SCHEDULED.get(pair) or LEGACY.get(pair)
     if generator is None:
         raise UnsupportedReport.for_pair(report_type, format)
     return generator

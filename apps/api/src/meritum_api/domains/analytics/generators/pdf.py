@@ -290,6 +290,13 @@ class Masthead:
     period: Period
     created_at: datetime
     report_id: uuid.UUID
+    #: The basis line of a report that does not count by payment date (the
+    #: scheduled ones); such a report shows no BA numbers line.
+    basis: str | None = None
+    #: Further labelled lines after the basis, in order.
+    extra: tuple[tuple[str, str], ...] = ()
+    #: The PDF's keywords; the accountant ones when None.
+    keywords: str | None = None
 
     @property
     def heading(self) -> str:
@@ -299,14 +306,32 @@ class Masthead:
     def fields(self) -> list[tuple[str, str]]:
         """The labelled lines under the heading, in order."""
         start, end = self.period.start.isoformat(), self.period.end.isoformat()
+        generated = ("Generated", f"{alberta_time(self.created_at)} (America/Edmonton)")
+        if self.basis is not None:
+            return [
+                ("Physician", self.physician),
+                ("Period", f"{start} to {end}"),
+                ("Basis", self.basis),
+                *self.extra,
+                generated,
+            ]
         bas = ", ".join(self.ba_numbers) if self.ba_numbers else "none (no paid claims)"
         return [
             ("Physician", self.physician),
             ("BA numbers", bas),
             ("Period", f"{start} to {end}"),
             ("Basis", f"claims paid between {start} and {end} (cash basis, by payment date)"),
-            ("Generated", f"{alberta_time(self.created_at)} (America/Edmonton)"),
+            *self.extra,
+            generated,
         ]
+
+    def running_line(self) -> str:
+        """The second line of the short header on the pages after the first."""
+        start, end = self.period.start.isoformat(), self.period.end.isoformat()
+        if self.basis is not None:
+            return f"{start} to {end} \u00b7 {self.basis}"
+        bas = ", ".join(self.ba_numbers) or "none"
+        return f"Claims paid between {start} and {end} \u00b7 BA numbers {bas}"
 
 
 def set_metadata(canvas: Canvas, masthead: Masthead, subject: str) -> None:
@@ -315,7 +340,9 @@ def set_metadata(canvas: Canvas, masthead: Masthead, subject: str) -> None:
     canvas.setTitle(f"{masthead.title}, {start} to {end}")
     canvas.setAuthor("Meritum")
     canvas.setSubject(subject)
-    canvas.setKeywords(f"Meritum, accountant, AHCIP, WCB, cash basis, {start}, {end}")
+    canvas.setKeywords(
+        masthead.keywords or f"Meritum, accountant, AHCIP, WCB, cash basis, {start}, {end}"
+    )
     canvas.setCreator("Meritum Reports")
     # Two reports of the same data differ in their id; so should their file ids.
     cast(Any, canvas)._doc.updateSignature(str(masthead.report_id))
@@ -397,7 +424,6 @@ RUNNING_HEIGHT: Final = 2 * 11 + 10
 
 def draw_running_head(canvas: Canvas, masthead: Masthead, page: Page) -> float:
     """The short header of the pages after the first; returns the y below it."""
-    start, end = masthead.period.start.isoformat(), masthead.period.end.isoformat()
     y = page.top - RUNNING_SIZE
     canvas.setFillColor(INK)
     canvas.setFont(BOLD, RUNNING_SIZE)
@@ -406,8 +432,7 @@ def draw_running_head(canvas: Canvas, masthead: Masthead, page: Page) -> float:
     y -= 11
     canvas.setFillColor(MUTED)
     canvas.setFont(REGULAR, RUNNING_SIZE)
-    bas = ", ".join(masthead.ba_numbers) or "none"
-    second = f"Claims paid between {start} and {end} \u00b7 BA numbers {bas}"
+    second = masthead.running_line()
     canvas.drawString(page.left, y, fit(second, REGULAR, RUNNING_SIZE, page.width))
     y -= 6
     rule(canvas, page.left, page.right, y, weight=0.5, color=RULE)

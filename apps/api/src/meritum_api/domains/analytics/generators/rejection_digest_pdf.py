@@ -1,0 +1,300 @@
+"""The rejection digest: the claims rejected in the period, and how to correct each.
+
+Basis: the rejection date (the day, in America/Edmonton, of the claim's
+change to REJECTED). Every figure comes from :func:`figures.rejections`, one
+statement read from a scrollable cursor: the count and the submitted fees of
+the rejected claims, the same per explanatory code, then one entry per
+rejection with the code's description and corrective guidance from the
+reference table. No patient name or PHN: a claim is named by its id, date of
+service, service code and place (and its WCB claim number).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Final
+
+from reportlab.lib.pagesizes import LETTER
+from reportlab.pdfgen.canvas import Canvas
+from sqlalchemy import Connection
+
+from meritum_api.domains.analytics import figures
+from meritum_api.domains.analytics.generators.layout import Item, notice, render
+from meritum_api.domains.analytics.generators.pdf import (
+    ACCENT,
+    BAND,
+    BOLD,
+    INK,
+    MUTED,
+    REGULAR,
+    RULE,
+    Masthead,
+    Page,
+    alberta_time,
+    count,
+    money,
+    rule,
+    wrap,
+)
+
+if TYPE_CHECKING:  # the package imports this module to register it: no cycle at run time
+    from meritum_api.domains.analytics.generators import GenerationRequest
+
+PAGE: Final = Page(size=LETTER, margin=48)
+TITLE: Final = "Rejection digest"
+SUBJECT: Final = (
+    "Claims rejected in the period, with their explanatory codes and how to correct them"
+)
+EMPTY: Final = "No claims rejected in this period"
+UNKNOWN_CODE: Final = "not in the reference table of explanatory codes"
+
+SIZE: Final = 7.5
+NOTE_SIZE: Final = 7
+LINE: Final = 9.5
+PAD: Final = 3
+HEAD_SIZE: Final = 7
+GUTTER: Final = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    heading: str
+    width: float
+    right: bool = False
+
+
+#: The columns of a rejection's first line, sized for the portrait page (516 pt).
+COLUMNS: Final = (
+    Column("Rejected", 84),
+    Column("Date of service", 62),
+    Column("Claim type", 44),
+    Column("HSC code", 50),
+    Column("Modifiers", 96),
+    Column("Submitted fee", 70, right=True),
+    Column("Code", 110),
+)
+_X: Final = tuple(PAGE.left + sum(c.width for c in COLUMNS[:i]) for i in range(len(COLUMNS) + 1))
+#: Where a rejection's description, guidance and claim reference start.
+INDENT: Final = _X[1]
+NOTE_WIDTH: Final = PAGE.right - INDENT
+
+
+def _cell_x(index: int) -> float:
+    if COLUMNS[index].right:
+        return _X[index + 1] - 2 * GUTTER
+    return _X[index]
+
+
+def _room(index: int) -> float:
+    return COLUMNS[index].width - (2 * GUTTER if COLUMNS[index].right else GUTTER)
+
+
+def _heading(text: str, keep: float) -> Item:
+    def draw(canvas: Canvas, top: float) -> None:
+        canvas.setFillColor(ACCENT)
+        canvas.setFont(BOLD, 11)
+        canvas.drawString(PAGE.left, top - 22, text)
+
+    return Item(height=28, draw=draw, keep=keep)
+
+
+def _figure(label: str, value: str, note: str = "") -> Item:
+    """A summary figure: label, note, value at the right edge."""
+
+    def draw(canvas: Canvas, top: float) -> None:
+        y = top - PAD - 9
+        canvas.setFillColor(INK)
+        canvas.setFont(BOLD, 9)
+        canvas.drawString(PAGE.left, y, label)
+        canvas.drawRightString(PAGE.right, y, value)
+        if note:
+            canvas.setFillColor(MUTED)
+            canvas.setFont(REGULAR, NOTE_SIZE)
+            canvas.drawString(PAGE.left + 200, y, note)
+        rule(canvas, PAGE.left, PAGE.right, top - 16, weight=0.4, color=RULE)
+
+    return Item(height=17, draw=draw)
+
+
+# --- by code -------------------------------------------------------------------
+
+CODE_X: Final = PAGE.left
+DESCRIPTION_X: Final = PAGE.left + 44
+COUNT_RIGHT: Final = PAGE.right - 96
+DESCRIPTION_WIDTH: Final = COUNT_RIGHT - 70 - DESCRIPTION_X
+
+
+def _code_header(continued: bool = False) -> Item:
+    def draw(canvas: Canvas, top: float) -> None:
+        y = top - 9
+        canvas.setFillColor(MUTED)
+        canvas.setFont(BOLD, HEAD_SIZE)
+        canvas.drawString(CODE_X, y, "Code")
+        canvas.drawString(
+            DESCRIPTION_X, y, "Description (continued)" if continued else "Description"
+        )
+        canvas.drawRightString(COUNT_RIGHT, y, "Rejections")
+        canvas.drawRightString(PAGE.right, y, "Submitted fees")
+        rule(canvas, PAGE.left, PAGE.right, y - 4, weight=0.5, color=RULE)
+
+    return Item(height=15, draw=draw)
+
+
+def _code_row(share: figures.CodeShare, header: Item) -> Item:
+    described = share.description if share.description is not None else UNKNOWN_CODE
+    lines = wrap(described, REGULAR, SIZE, DESCRIPTION_WIDTH)
+    height = len(lines) * LINE + 2 * PAD
+
+    def draw(canvas: Canvas, top: float) -> None:
+        y = top - PAD - SIZE
+        canvas.setFillColor(INK)
+        canvas.setFont(BOLD, SIZE)
+        canvas.drawString(CODE_X, y, share.code or "none")
+        canvas.setFont(REGULAR, SIZE)
+        for index, text in enumerate(lines):
+            canvas.drawString(DESCRIPTION_X, y - index * LINE, text)
+        canvas.drawRightString(COUNT_RIGHT, y, count(share.rejections))
+        canvas.drawRightString(PAGE.right, y, money(share.submitted))
+
+    return Item(height=height, draw=draw, header=header)
+
+
+# --- the rejected claims ---------------------------------------------------------
+
+
+def _table_header() -> Item:
+    headings = [wrap(c.heading, BOLD, HEAD_SIZE, _room(i)) for i, c in enumerate(COLUMNS)]
+    height = max(len(h) for h in headings) * 8 + 2 * PAD + 3
+
+    def draw(canvas: Canvas, top: float) -> None:
+        canvas.setFillColor(BAND)
+        canvas.rect(PAGE.left, top - height, PAGE.width, height, stroke=0, fill=1)
+        canvas.setFillColor(MUTED)
+        canvas.setFont(BOLD, HEAD_SIZE)
+        for index, heading in enumerate(headings):
+            for offset, text in enumerate(reversed(heading)):
+                y = top - height + PAD + 2 + offset * 8
+                if COLUMNS[index].right:
+                    canvas.drawRightString(_cell_x(index), y, text)
+                else:
+                    canvas.drawString(_cell_x(index), y, text)
+
+    return Item(height=height, draw=draw)
+
+
+def _reference(line: figures.Rejection) -> str:
+    parts = [f"Claim {line.claim_id}"]
+    if line.wcb_claim_number is not None:
+        parts.append(f"WCB claim {line.wcb_claim_number}")
+    parts.append(line.location)
+    return " \u00b7 ".join(parts)
+
+
+def _rejection_item(line: figures.Rejection, header: Item) -> Item:
+    cells = (
+        (alberta_time(line.rejected_at),),
+        (line.date_of_service.isoformat(),),
+        (line.claim_type.value,),
+        tuple(wrap(line.hsc_code, REGULAR, SIZE, _room(3))),
+        tuple(wrap(line.modifiers, REGULAR, SIZE, _room(4))),
+        (money(line.submitted_fee),),
+        (line.code or "none",),
+    )
+    if line.code is None:
+        described, guidance = "The claim carries no explanatory code.", ""
+    elif line.description is None:
+        described, guidance = f"Code {line.code} is {UNKNOWN_CODE}.", ""
+    else:
+        described, guidance = line.description, line.corrective_guidance or ""
+    descriptions = wrap(described, BOLD, SIZE, NOTE_WIDTH)
+    guidances = wrap(f"To correct: {guidance}", REGULAR, SIZE, NOTE_WIDTH) if guidance else []
+    references = wrap(_reference(line), REGULAR, NOTE_SIZE, NOTE_WIDTH)
+    first = max(len(c) for c in cells)
+    notes = len(descriptions) + len(guidances)
+    height = (first + notes) * LINE + len(references) * (LINE - 1) + 2 * PAD + 2
+
+    def draw(canvas: Canvas, top: float) -> None:
+        y = top - PAD - SIZE
+        canvas.setFillColor(INK)
+        for index, texts in enumerate(cells):
+            canvas.setFont(BOLD if index == 6 else REGULAR, SIZE)
+            for offset, value in enumerate(texts):
+                if COLUMNS[index].right:
+                    canvas.drawRightString(_cell_x(index), y - offset * LINE, value)
+                else:
+                    canvas.drawString(_cell_x(index), y - offset * LINE, value)
+        y -= first * LINE
+        canvas.setFont(BOLD, SIZE)
+        for text in descriptions:
+            canvas.drawString(INDENT, y, text)
+            y -= LINE
+        canvas.setFont(REGULAR, SIZE)
+        for text in guidances:
+            canvas.drawString(INDENT, y, text)
+            y -= LINE
+        canvas.setFillColor(MUTED)
+        canvas.setFont(REGULAR, NOTE_SIZE)
+        for text in references:
+            canvas.drawString(INDENT, y, text)
+            y -= LINE - 1
+        rule(canvas, PAGE.left, PAGE.right, top - height, weight=0.3, color=RULE)
+
+    return Item(height=height, draw=draw, header=header)
+
+
+def items(reader: figures.RejectionReader, totals: figures.RejectionTotals) -> Iterator[Item]:
+    """Everything the digest shows, in order."""
+    if totals.rejections == 0:
+        yield notice(PAGE, EMPTY, "No claim of this physician was rejected on a day of the period.")
+        return
+    yield _heading("Summary", keep=17)
+    yield _figure("Rejections", count(totals.rejections), "changes of a claim to REJECTED")
+    yield _figure(
+        "Submitted fees",
+        money(totals.submitted),
+        "\u03a3 submitted fee of the rejected claims below",
+    )
+    header = _code_header()
+    continued = _code_header(continued=True)
+    rows = [_code_row(share, continued) for share in totals.by_code]
+    yield _heading("By explanatory code", keep=header.height + rows[0].height)
+    yield Item(height=header.height, draw=header.draw, keep=rows[0].height)
+    yield from rows
+    table = _table_header()
+    first = True
+    for line in reader.lines():
+        item = _rejection_item(line, table)
+        if first:
+            yield _heading("Rejected claims", keep=table.height + item.height)
+            yield Item(height=table.height, draw=table.draw, keep=item.height)
+            first = False
+        yield item
+
+
+def _basis(period: figures.Period) -> str:
+    start, end = period.start.isoformat(), period.end.isoformat()
+    days = f"on {start}" if start == end else f"from {start} to {end}"
+    return f"by rejection date: claims rejected {days} (America/Edmonton)"
+
+
+def generate(conn: Connection, request: GenerationRequest) -> Iterator[bytes]:
+    """The digest's PDF, streamed in chunks."""
+    period, ctx = request.period(), request.scope()
+    physician = figures.physician(conn=conn, ctx=ctx)
+    with figures.rejections(conn=conn, ctx=ctx, period=period) as reader:
+        totals = reader.totals()
+        start, end = period.start.isoformat(), period.end.isoformat()
+        masthead = Masthead(
+            title=TITLE,
+            physician=physician.legal_name,
+            ba_numbers=(),
+            period=period,
+            created_at=request.created_at,
+            report_id=request.report_id,
+            basis=_basis(period),
+            keywords=f"Meritum, rejection digest, AHCIP, WCB, by rejection date, {start}, {end}",
+        )
+        content = partial(items, reader, totals)
+        yield from render(page=PAGE, masthead=masthead, subject=SUBJECT, items=content)
