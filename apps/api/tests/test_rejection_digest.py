@@ -311,3 +311,23 @@ def test_has_rejections_counts_by_the_day_in_edmonton(session: Session) -> None:
     assert "Fort Vermilion, St. Theresa Health Centre — Northern Lights Wing" in flat
     assert "Renée" not in flat
     assert "123456789" not in flat
+
+
+def test_a_digest_stopped_early_releases_its_cursor(
+    engine: Engine, physicians: list[uuid.UUID]
+) -> None:
+    request = GenerationRequest(
+        report_id=REPORT_ID,
+        provider_id=physicians[0],
+        report_type=ReportType.REJECTION_DIGEST,
+        format=ReportFormat.PDF,
+        period_start=date(2026, 10, 1),
+        period_end=date(2026, 10, 31),
+        created_at=CREATED,
+    )
+    with engine.connect() as conn:
+        stream = generator_for(ReportType.REJECTION_DIGEST, ReportFormat.PDF)(conn, request)
+        assert next(stream).startswith(b"%PDF-")
+        assert conn.exec_driver_sql("SELECT count(*) FROM pg_cursors").scalar_one() == 1
+        stream.close()  # type: ignore[attr-defined]
+        assert conn.exec_driver_sql("SELECT count(*) FROM pg_cursors").scalar_one() == 0

@@ -473,3 +473,23 @@ def test_scheduled_kinds_are_generated_but_not_requested_on_demand() -> None:
         assert generator_for(*pair) is SCHEDULED[pair]
         assert not is_supported(*pair)
         assert pair not in supported()
+
+
+def test_a_report_stopped_early_releases_its_cursor(
+    engine: Engine, physicians: list[uuid.UUID]
+) -> None:
+    request = GenerationRequest(
+        report_id=REPORT_ID,
+        provider_id=physicians[0],
+        report_type=ReportType.WCB_TIMING,
+        format=ReportFormat.PDF,
+        period_start=TODAY,
+        period_end=TODAY + timedelta(days=7),
+        created_at=datetime(2026, 11, 15, 13, 0, tzinfo=UTC),
+    )
+    with engine.connect() as conn:
+        stream = generator_for(ReportType.WCB_TIMING, ReportFormat.PDF)(conn, request)
+        assert next(stream).startswith(b"%PDF-")
+        assert conn.exec_driver_sql("SELECT count(*) FROM pg_cursors").scalar_one() == 1
+        stream.close()  # type: ignore[attr-defined]
+        assert conn.exec_driver_sql("SELECT count(*) FROM pg_cursors").scalar_one() == 0
