@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from factories import add_provider
 from meritum_api.calendar import ALBERTA, BusinessCalendar
+from meritum_api.context import AuthContext
 from meritum_api.domains.analytics import figures
 from meritum_api.domains.analytics.generators import (
     SCHEDULED,
@@ -493,3 +494,25 @@ def test_a_report_stopped_early_releases_its_cursor(
         assert conn.exec_driver_sql("SELECT count(*) FROM pg_cursors").scalar_one() == 1
         stream.close()  # type: ignore[attr-defined]
         assert conn.exec_driver_sql("SELECT count(*) FROM pg_cursors").scalar_one() == 0
+
+
+def test_a_window_without_a_business_day_lists_nothing(session: Session) -> None:
+    provider_id = add_provider(session)
+    patient = _patient(session, provider_id, "444555666")
+    _wcb_claim(session, provider_id, patient, number="4000001", form="C050E",
+               served=date(2026, 11, 13))  # fmt: skip
+    saturday = figures.Period(date(2026, 11, 14), date(2026, 11, 14))
+    as_of = datetime(2026, 11, 14, 13, 0, tzinfo=UTC)
+    rules = figures.tier_rules(conn=session.connection())
+    assert figures.tiers_ending(rules, as_of=as_of, until=saturday.end, calendar=ALBERTA) == []
+    with figures.wcb_due(
+        conn=session.connection(),
+        ctx=AuthContext(provider_id=provider_id),
+        period=saturday,
+        as_of=as_of,
+        calendar=ALBERTA,
+    ) as reader:
+        assert reader.totals() == figures.WcbTimingTotals(
+            claims=0, at_stake=Decimal("0.00"), unpriced=0
+        )
+        assert list(reader.lines()) == []

@@ -1,6 +1,9 @@
-"""The figures of the accountant reports: one module, so the CSV and both PDFs cannot disagree.
+"""The figures of every report: one module, so the CSV and the PDFs cannot disagree.
 
-Basis: a claim belongs to a period by its **payment date** (cash basis, what
+The accountant reports come first; the scheduled ones (rejection digest, WCB
+timing) each have a section of their own below, with its basis.
+
+Accountant basis: a claim belongs to a period by its **payment date** (cash basis, what
 an accountant reconciles against deposits); paid means state ``PAID`` or
 ``ADJUSTED``. The one exception is the written-off total, whose claims have
 no payment date: they count by date of service.
@@ -816,11 +819,9 @@ def wcb_due(
     calendar: BusinessCalendar,
 ) -> Iterator[WcbDueReader]:
     """The WCB claims whose current tier (at ``as_of``) ends within the period's days."""
+    if as_of < at_local(period.start, _MIDNIGHT):
+        raise ValueError("a WCB timing report looks from its window's opening on")
     due = tiers_ending(tier_rules(conn=conn), as_of=as_of, until=period.end, calendar=calendar)
-    # Deadlines before the window (a report asked for after its window opened
-    # looks from then on) are left out, and so are those past its last day.
-    opens = at_local(period.start, _MIDNIGHT)
-    due = [d for d in due if d.deadline >= opens]
     with _scrollable(conn, wcb_due_query(ctx=ctx, due=due), "wcb_due") as cursor:
         yield WcbDueReader(cursor)
 
