@@ -16,7 +16,11 @@ from meritum_api.calendar import (
     Run,
     at_local,
     covered_period,
+    is_quarter,
     local_date,
+    local_span,
+    previous_period,
+    whole_months,
 )
 from meritum_api.settings import Settings
 from meritum_shared.constants.analytics import ReportType, SubscriptionFrequency
@@ -269,3 +273,70 @@ def test_every_run_is_at_six_local_and_advances(
     following = ALBERTA.next_run(frequency, report_type, run.at)
     assert following.at > run.at
     assert at_local(local_date(run.at)) == run.at
+
+
+# --- the period a scheduled report is compared with ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("period", "before"),
+    [
+        # A Monday-to-Sunday week: the week before.
+        ((date(2026, 11, 23), date(2026, 11, 29)), (date(2026, 11, 16), date(2026, 11, 22))),
+        ((date(2026, 1, 5), date(2026, 1, 11)), (date(2025, 12, 29), date(2026, 1, 4))),
+        # A month: the month before, whatever their lengths.
+        ((date(2026, 3, 1), date(2026, 3, 31)), (date(2026, 2, 1), date(2026, 2, 28))),
+        ((date(2028, 3, 1), date(2028, 3, 31)), (date(2028, 2, 1), date(2028, 2, 29))),
+        ((date(2026, 1, 1), date(2026, 1, 31)), (date(2025, 12, 1), date(2025, 12, 31))),
+        # A quarter: the quarter before, across a year too.
+        ((date(2026, 7, 1), date(2026, 9, 30)), (date(2026, 4, 1), date(2026, 6, 30))),
+        ((date(2026, 1, 1), date(2026, 3, 31)), (date(2025, 10, 1), date(2025, 12, 31))),
+        # Any other span: the equally long span just before.
+        ((date(2026, 3, 10), date(2026, 3, 19)), (date(2026, 2, 28), date(2026, 3, 9))),
+        ((date(2026, 3, 1), date(2026, 3, 30)), (date(2026, 1, 30), date(2026, 2, 28))),
+        ((date(2026, 5, 4), date(2026, 5, 4)), (date(2026, 5, 3), date(2026, 5, 3))),
+    ],
+)
+def test_a_period_is_compared_with_the_one_just_before(
+    period: tuple[date, date], before: tuple[date, date]
+) -> None:
+    assert previous_period(*period) == before
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start=st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 1, 1)),
+    length=st.integers(min_value=0, max_value=800),
+)
+def test_the_previous_period_ends_the_day_before_and_is_as_long(start: date, length: int) -> None:
+    end = start + timedelta(days=length)
+    first, last = previous_period(start, end)
+    assert last == start - timedelta(days=1)
+    months = whole_months(start, end)
+    if months:  # as many whole months
+        assert whole_months(first, last) == months
+    else:  # as many days
+        assert last - first == end - start
+
+
+def test_months_and_quarters_are_recognised() -> None:
+    assert whole_months(date(2026, 2, 1), date(2026, 2, 28)) == 1
+    assert whole_months(date(2026, 2, 1), date(2026, 2, 27)) == 0
+    assert whole_months(date(2026, 2, 2), date(2026, 3, 31)) == 0
+    assert whole_months(date(2025, 11, 1), date(2026, 4, 30)) == 6
+    assert is_quarter(date(2026, 10, 1), date(2026, 12, 31))
+    assert not is_quarter(date(2026, 2, 1), date(2026, 4, 30))
+    with pytest.raises(ValueError, match="cannot end before"):
+        previous_period(date(2026, 2, 2), date(2026, 2, 1))
+
+
+def test_a_local_span_is_the_edmonton_days_whatever_their_length() -> None:
+    # 2026-11-01: the clocks go back at 02:00, the day lasts 25 hours.
+    # (Aware datetimes of one zone subtract as wall clocks: compare the instants in UTC.)
+    since, until = local_span(date(2026, 11, 1), date(2026, 11, 1))
+    assert until.astimezone(UTC) - since.astimezone(UTC) == timedelta(hours=25)
+    assert since == datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
+    # A week with the spring change (2026-03-08) lasts 167 hours.
+    since, until = local_span(date(2026, 3, 2), date(2026, 3, 8))
+    assert until.astimezone(UTC) - since.astimezone(UTC) == timedelta(hours=167)
+    assert until == datetime(2026, 3, 9, 6, 0, tzinfo=UTC)

@@ -213,3 +213,44 @@ def covered_period(
 
 #: The calendar of the default settings (optional holidays are working days).
 ALBERTA: Final = BusinessCalendar()
+
+
+def local_span(start: date, end: date) -> tuple[datetime, datetime]:
+    """The instants ``[from, until)`` of the Edmonton days ``start`` to ``end`` (inclusive).
+
+    Midnight exists exactly once on every Edmonton day (the clocks change at
+    02:00), so a day is 23, 24 or 25 hours long and no instant falls in two.
+    """
+    return at_local(start, time(0)), at_local(end + timedelta(days=1), time(0))
+
+
+def whole_months(start: date, end: date) -> int:
+    """How many whole calendar months ``start`` to ``end`` spans; 0 when it is not whole months."""
+    if start.day != 1 or end != _month_end(end.year, end.month) or end < start:
+        return 0
+    return (end.year - start.year) * 12 + end.month - start.month + 1
+
+
+def is_quarter(start: date, end: date) -> bool:
+    """Whether ``start`` to ``end`` is one calendar quarter (January to March, …)."""
+    return whole_months(start, end) == 3 and start.month in _QUARTER_MONTHS
+
+
+def previous_period(start: date, end: date) -> tuple[date, date]:
+    """The period a scheduled report sets beside ``start`` to ``end`` (inclusive).
+
+    Whole calendar months (a month, a quarter) are compared with as many whole
+    months just before (a month with the month before, a quarter with the
+    quarter before); any other span (a Monday to Sunday week, a day) with the
+    equally long span just before (the week before).
+    """
+    if end < start:
+        raise ValueError("a period cannot end before it starts")
+    months = whole_months(start, end)
+    if months:
+        previous_end = start - timedelta(days=1)
+        index = previous_end.year * 12 + previous_end.month - months
+        return date(index // 12, index % 12 + 1, 1), previous_end
+    length = end - start
+    previous_end = start - timedelta(days=1)
+    return previous_end - length, previous_end
