@@ -27,8 +27,11 @@ from meritum_api.domains.analytics.generators import (
     accountant_detail_pdf,
     accountant_summary_pdf,
     data_portability,
+    monthly_performance_pdf,
     rejection_digest_pdf,
+    rrnp_quarterly_pdf,
     wcb_timing_pdf,
+    weekly_summary_pdf,
 )
 from meritum_shared.constants.analytics import ReportFormat, ReportType
 
@@ -102,6 +105,9 @@ SCHEDULED: Final[Mapping[tuple[ReportType, ReportFormat], Generator]] = MappingP
     {
         (ReportType.REJECTION_DIGEST, ReportFormat.PDF): rejection_digest_pdf.generate,
         (ReportType.WCB_TIMING, ReportFormat.PDF): wcb_timing_pdf.generate,
+        (ReportType.WEEKLY_SUMMARY, ReportFormat.PDF): weekly_summary_pdf.generate,
+        (ReportType.MONTHLY_PERFORMANCE, ReportFormat.PDF): monthly_performance_pdf.generate,
+        (ReportType.RRNP_QUARTERLY, ReportFormat.PDF): rrnp_quarterly_pdf.generate,
     }
 )
 
