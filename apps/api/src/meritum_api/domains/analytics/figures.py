@@ -34,7 +34,6 @@ from sqlalchemy import (
     Date,
     DateTime,
     Integer,
-    ScalarSelect,
     Select,
     String,
     and_,
@@ -963,16 +962,16 @@ def claim_activity(*, conn: Connection, ctx: AuthContext, period: Period) -> Cla
     )
 
 
-def _state_at(instant: datetime) -> ScalarSelect[Any]:
+def _state_at(instant: datetime) -> ColumnElement[Any]:
     """A claim's state at ``instant``: the last state its history entered before it."""
     h = ClaimHistoryEvent
     # Correlated to the outer claims row, by the claim alone: its history rows
     # belong to its provider (composite foreign key), and with no provider
     # condition the planner reads them by ix_claim_audit_history_claim_id
     # (with one it walked the provider's whole history backwards for every
-    # claim: 10.9 s instead of 0.05 to 0.1 s over two years, 7,200 claims). A claim with no
-    # history before the instant has no state then (it did not exist yet).
-    return (
+    # claim: 10.9 s instead of 0.05 s over two years, 7,200 claims). A claim
+    # with no history before the instant has no state then (it did not exist).
+    from_history = (
         select(h.to_state)
         .where(
             h.claim_id == Claim.claim_id,
@@ -984,6 +983,11 @@ def _state_at(instant: datetime) -> ScalarSelect[Any]:
         .correlate(Claim)
         .scalar_subquery()
     )
+    # A claim last changed before the instant is in the same state now as then
+    # (every change of a claim moves its updated_at), so only the claims
+    # changed since are looked up: CASE runs the lookup for those rows alone.
+    # Aging at 72,000 claims: 2.2 s with a lookup for every claim.
+    return case((Claim.updated_at < instant, Claim.state), else_=from_history)
 
 
 # --- Weekly summary (WEEKLY_SUMMARY) -----------------------------------------------
