@@ -10,7 +10,7 @@ from typing import Any, Final
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, expect
-from sqlalchemy import text, update
+from sqlalchemy import func, insert, literal, select, text, update
 
 from meritum_api.deps import Deps
 from meritum_shared.schemas.db import GeneratedReport
@@ -50,6 +50,31 @@ def reports(browser: Browser, base_url: str, runtime: Deps) -> Reports:
             .where(GeneratedReport.report_id == uuid.UUID(made[1]))
             .values(download_link_expires_at=text("now() - interval '1 day'"))
         )
+        # One left in progress (no generation job), so the list shows its estimate.
+        conn.execute(
+            insert(GeneratedReport).from_select(
+                [
+                    "provider_id",
+                    "report_type",
+                    "format",
+                    "period_start",
+                    "period_end",
+                    "file_path",
+                    "file_size_bytes",
+                    "download_link_expires_at",
+                ],
+                select(
+                    GeneratedReport.provider_id,
+                    GeneratedReport.report_type,
+                    GeneratedReport.format,
+                    GeneratedReport.period_start,
+                    GeneratedReport.period_end,
+                    func.concat(GeneratedReport.file_path, "-pending"),
+                    literal(0),
+                    GeneratedReport.download_link_expires_at,
+                ).where(GeneratedReport.report_id == uuid.UUID(made[0])),
+            )
+        )
     return Reports(ready=made[0], expired=made[1])
 
 
@@ -63,9 +88,11 @@ def _pages(reports: Reports) -> list[tuple[str, str | None, str, int]]:
         ("detail-ready", PHYSICIAN, f"/reports/{reports.ready}", 200),
         ("detail-expired", PHYSICIAN, f"/reports/{reports.expired}", 200),
         ("data-portability", PHYSICIAN, "/data-portability", 200),
+        ("notifications", PHYSICIAN, "/notifications", 200),
         ("not-found", PHYSICIAN, f"/reports/{uuid.uuid4()}", 404),
         ("delegate-reports", DELEGATE, "/", 200),
         ("delegate-forbidden", DELEGATE, "/data-portability", 403),
+        ("delegate-notifications", DELEGATE, "/notifications", 200),
     ]
 
 

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from meritum_web.pages import router
+from meritum_web.pages import render_page, router
 from meritum_web.rendering import render
 from meritum_web.security import FormNotVerified, SignInRequired, signed_in
 
@@ -28,7 +28,15 @@ PAGE_CSP: Final = (
     "object-src 'none'"
 )
 
-_PAGE_PREFIXES: Final = ("/sign-in", "/sign-out", "/reports/", "/data-portability", "/static/")
+_PAGE_PREFIXES: Final = (
+    "/sign-in",
+    "/sign-out",
+    "/reports/",
+    "/data-portability",
+    "/notifications",
+    "/scheduled-reports",
+    "/static/",
+)
 
 
 def is_page(path: str) -> bool:
@@ -44,11 +52,30 @@ async def _to_sign_in(request: Request, exc: Exception) -> Response:
     return RedirectResponse(target, status_code=303)
 
 
-async def _not_verified(request: Request, exc: Exception) -> HTMLResponse:
-    return render(
+def _message(request: Request, *, status_code: int, title: str, message: str) -> HTMLResponse:
+    principal = signed_in(request)
+    if principal is None:
+        return render(
+            request,
+            "message.html",
+            principal=None,
+            status_code=status_code,
+            title=title,
+            message=message,
+        )
+    return render_page(
         request,
+        principal,
         "message.html",
-        principal=signed_in(request),
+        status_code=status_code,
+        title=title,
+        message=message,
+    )
+
+
+async def _not_verified(request: Request, exc: Exception) -> HTMLResponse:
+    return _message(
+        request,
         status_code=403,
         title="This form could not be sent",
         message="It did not carry this session's security token. Go back, reload the page "
@@ -57,10 +84,8 @@ async def _not_verified(request: Request, exc: Exception) -> HTMLResponse:
 
 
 def _unreadable(request: Request) -> HTMLResponse:
-    return render(
+    return _message(
         request,
-        "message.html",
-        principal=signed_in(request),
         status_code=400,
         title="This could not be read",
         message="Part of what was sent is not text this site accepts. Go back and try again.",

@@ -31,8 +31,12 @@ from meritum_api.domains.analytics.exceptions import (
 )
 from meritum_api.domains.analytics.generators import is_supported
 from meritum_api.domains.analytics.schemas import ReportView
+from meritum_api.domains.notifications import messages
+from meritum_api.domains.notifications import service as notices
+from meritum_api.domains.notifications.exceptions import NotificationNotFound
 from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType
 from meritum_shared.constants.auth import Permission
+from meritum_shared.constants.notifications import NotificationEvent
 from meritum_shared.schemas.validation.analytics import (
     ACCOUNTANT_OUTPUT,
     MIN_ARCHIVE_PASSWORD,
@@ -78,7 +82,7 @@ def _today(deps: Deps) -> date:
 
 
 def _forbidden(request: Request, principal: Principal, what: str) -> HTMLResponse:
-    return _page(
+    return render_page(
         request,
         principal,
         "message.html",
@@ -88,17 +92,20 @@ def _forbidden(request: Request, principal: Principal, what: str) -> HTMLRespons
     )
 
 
-def _page(
+def render_page(
     request: Request, principal: Principal, template: str, *, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
+    """Render a signed-in page with its header: whom a delegate acts for, the unread count."""
     deps = _deps(request)
     with deps.session_factory() as session:
         acting_for = _acting_for(session, principal)
+        unread = notices.unread_count(session=session, ctx=principal.context)
     return render(
         request,
         template,
         principal=principal,
         acting_for=acting_for,
+        unread=unread,
         now=deps.clock.now(),
         status_code=status_code,
         **context,
@@ -236,19 +243,23 @@ def reports_page(
         number = 1
         query = ReportListQuery(limit=PAGE_SIZE)
     with deps.session_factory() as session:
-        listing = service.list_reports(session=session, ctx=ctx, query=query)
+        listing = service.report_listing(
+            session=session, ctx=ctx, query=query, now=deps.clock.now()
+        )
     filters = {
         "kind": query.report_type.value if query.report_type else "",
         "from": query.start_date.isoformat() if query.start_date else "",
         "to": query.end_date.isoformat() if query.end_date else "",
     }
-    pages = max(1, -(-listing.total // PAGE_SIZE))
-    return _page(
+    pages = max(1, -(-listing.page.total // PAGE_SIZE))
+    return render_page(
         request,
         principal,
         "reports.html",
-        reports=listing.items,
-        total=listing.total,
+        reports=listing.page.items,
+        total=listing.page.total,
+        first_downloaded_at=listing.first_downloaded_at,
+        ready_in=listing.ready_in,
         page_number=number,
         pages=pages,
         filters=filters,
@@ -284,7 +295,7 @@ def _request_page(
     ranges = {
         preset: preset_range(preset, today) for preset in Preset if preset is not Preset.CUSTOM
     }
-    return _page(
+    return render_page(
         request,
         principal,
         "request.html",
@@ -427,7 +438,7 @@ def report_page(request: Request, report_id: Text) -> Response:
         with deps.session_factory() as session:
             found = service.report_detail(session=session, ctx=ctx, report_id=uuid.UUID(report_id))
     except (ValueError, ReportNotFound):
-        return _page(
+        return render_page(
             request,
             principal,
             "message.html",
@@ -438,7 +449,7 @@ def report_page(request: Request, report_id: Text) -> Response:
         )
     report = found.report
     now = deps.clock.now()
-    return _page(
+    return render_page(
         request,
         principal,
         "detail.html",
@@ -485,7 +496,7 @@ def make_again(
                 ),
             )
     except (ValueError, ReportNotFound):
-        return _page(
+        return render_page(
             request,
             principal,
             "message.html",
@@ -494,7 +505,7 @@ def make_again(
             message="There is no such report among yours to make again.",
         )
     except UnsupportedReport:
-        return _page(
+        return render_page(
             request,
             principal,
             "message.html",
@@ -521,7 +532,7 @@ def _portability_page(
     status_code: int = 200,
     notice: str | None = None,
 ) -> HTMLResponse:
-    return _page(
+    return render_page(
         request,
         principal,
         "portability.html",
@@ -587,3 +598,114 @@ def request_portability(
             notice=f"You have asked for this export 3 times today. Try again in {hours} hours.",
         )
     return RedirectResponse(f"/reports/{requested.report.report_id}", status_code=303)
+
+
+# --- notifications --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One notification as its list shows it."""
+
+    notification_id: uuid.UUID
+    title: str
+    report_id: uuid.UUID
+    failed: bool
+    created_at: datetime
+    read_at: datetime | None
+
+
+def _page_number(value: str | None) -> int:
+    try:
+        return max(1, int(value)) if value else 1
+    except ValueError:
+        return 1
+
+
+def _notices_url(number: int) -> str:
+    return "/notifications" if number <= 1 else f"/notifications?page={number}"
+
+
+@router.get("/notifications")
+def notifications_page(
+    request: Request, page: Annotated[Text | None, Query(max_length=6)] = None
+) -> Response:
+    """The user's notifications, newest first, with buttons to mark them read."""
+    principal = require_signed_in(request)
+    deps = _deps(request)
+    number = _page_number(page)
+    with deps.session_factory() as session:
+        listing = notices.list_notifications(
+            session=session,
+            ctx=principal.context,
+            unread_only=False,
+            limit=PAGE_SIZE,
+            offset=(number - 1) * PAGE_SIZE,
+        )
+    items = [
+        Notice(
+            notification_id=item.notification_id,
+            title=messages.title(item.event, item.report_type, item.period_start, item.period_end),
+            report_id=item.report_id,
+            failed=item.event is NotificationEvent.REPORT_FAILED,
+            created_at=item.created_at,
+            read_at=item.read_at,
+        )
+        for item in listing.items
+    ]
+    return render_page(
+        request,
+        principal,
+        "notifications.html",
+        notices=items,
+        total=listing.total,
+        unread_here=listing.unread_count,
+        page_number=number,
+        pages=max(1, -(-listing.total // PAGE_SIZE)),
+    )
+
+
+@router.post("/notifications/read-all")
+def read_all_notifications(
+    request: Request,
+    csrf_token: Annotated[Text, Form(max_length=256)] = "",
+    page: Annotated[Text, Form(max_length=6)] = "",
+) -> Response:
+    """Mark every notification of the user read, and show the list again."""
+    principal = require_signed_in(request)
+    check_form(principal, csrf_token)
+    deps = _deps(request)
+    with deps.session_factory.begin() as session:
+        notices.mark_all_read(deps=deps, session=session, ctx=principal.context)
+    return RedirectResponse(_notices_url(_page_number(page)), status_code=303)
+
+
+@router.post("/notifications/{notification_id}/read")
+def read_notification(
+    request: Request,
+    notification_id: Text,
+    csrf_token: Annotated[Text, Form(max_length=256)] = "",
+    page: Annotated[Text, Form(max_length=6)] = "",
+) -> Response:
+    """Mark one of the user's notifications read, and show the list again."""
+    principal = require_signed_in(request)
+    check_form(principal, csrf_token)
+    deps = _deps(request)
+    try:
+        with deps.session_factory.begin() as session:
+            notices.mark_read(
+                deps=deps,
+                session=session,
+                ctx=principal.context,
+                notification_id=uuid.UUID(notification_id),
+            )
+    except (ValueError, NotificationNotFound):
+        return render_page(
+            request,
+            principal,
+            "message.html",
+            status_code=404,
+            title="Notification not found",
+            message="There is no such notification among yours.",
+        )
+    return RedirectResponse(_notices_url(_page_number(page)), status_code=303)

@@ -48,6 +48,7 @@ def render(
     status_code: int = 200,
     now: datetime | None = None,
     acting_for: str | None = None,
+    unread: int | None = None,
     **context: Any,
 ) -> HTMLResponse:
     """Render ``template`` with what every page shows (who, whom for, the form token)."""
@@ -71,6 +72,7 @@ def render(
         path=request.url.path,
         principal=principal,
         acting_for=acting_for,
+        unread=unread,
         can=can,
         csrf_field=CSRF_FIELD,
         csrf_token=request.cookies.get(CSRF_COOKIE, ""),

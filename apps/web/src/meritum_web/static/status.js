@@ -1,6 +1,7 @@
 // Live status: asks the API about each report still in progress, as often as
 // its Retry-After says, and when one changes swaps in the server's own
-// rendering of it (so sizes, dates and links read exactly as on a reload).
+// rendering of it (so sizes, dates and links read exactly as on a reload),
+// and the header's unread count with it.
 
 const IN_PROGRESS = new Set(["pending", "generating"]);
 const DEFAULT_WAIT_SECONDS = 2;
@@ -35,6 +36,12 @@ async function freshRendering(id) {
   }
   const html = await response.text();
   const page = new DOMParser().parseFromString(html, "text/html");
+  // A report that settles brings a notification: the header's unread count follows.
+  const notices = page.querySelector(".notices-link");
+  const shown = document.querySelector(".notices-link");
+  if (notices && shown && notices.dataset.unread !== shown.dataset.unread) {
+    shown.replaceWith(document.importNode(notices, true));
+  }
   return page.querySelector(selectorFor(id));
 }
 

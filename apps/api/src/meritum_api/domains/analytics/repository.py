@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Collection
 from datetime import date, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from sqlalchemy import (
     insert,
     literal_column,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -248,6 +250,53 @@ def mark_downloaded(*, session: Session, ctx: AuthContext, report_id: uuid.UUID)
     )
 
 
+#: How many of a kind's latest reports an estimate of its generation time is drawn from.
+ESTIMATE_SAMPLE = 10
+
+#: The median seconds from request to ready of the provider's latest reports of each
+#: (type, format) asked about; the (provider_id, report_type) index finds the rows.
+_GENERATION_SECONDS = text(
+    """
+    SELECT k.report_type, k.format,
+           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s.seconds)
+            FROM (SELECT extract(epoch FROM c.recorded_at - r.created_at) AS seconds
+                  FROM generated_reports r
+                  JOIN generated_report_contents c ON c.report_id = r.report_id
+                  WHERE r.provider_id = :provider_id
+                    AND r.report_type = k.report_type AND r.format = k.format
+                  ORDER BY r.created_at DESC
+                  LIMIT :sample) s) AS median
+    FROM unnest(CAST(:types AS varchar[]), CAST(:formats AS varchar[])) AS k(report_type, format)
+    """
+)
+
+
+def generation_seconds(
+    *, session: Session, ctx: AuthContext, kinds: Collection[tuple[ReportType, ReportFormat]]
+) -> dict[tuple[ReportType, ReportFormat], float]:
+    """Median seconds from request to ready of the provider's latest reports of each kind.
+
+    A kind without a finished report of this provider is absent from the answer.
+    """
+    if not kinds:
+        return {}
+    ordered = sorted(kinds)
+    rows = session.execute(
+        _GENERATION_SECONDS,
+        {
+            "provider_id": ctx.provider_id,
+            "types": [t.value for t, _ in ordered],
+            "formats": [f.value for _, f in ordered],
+            "sample": ESTIMATE_SAMPLE,
+        },
+    ).all()
+    return {
+        (ReportType(row.report_type), ReportFormat(row.format)): float(row.median)
+        for row in rows
+        if row.median is not None
+    }
+
+
 def count_requested_since(
     *, session: Session, ctx: AuthContext, report_type: ReportType, hours: int
 ) -> int:
@@ -410,12 +459,15 @@ def finish_ready(*, session: Session, report: ReportView, size: int, sha256: byt
         file_size_bytes=size,
         download_link_expires_at=func.now() + timedelta(days=days),
     )
-    # A retried generation rewrites the file, so the digest is replaced too.
+    # A retried generation rewrites the file, so the digest is replaced too. The
+    # wall clock, not now(): this transaction began before the file was written,
+    # and recorded_at - created_at is how long the report took (see generation_seconds).
+    written_at = func.clock_timestamp()
     session.execute(
         pg_insert(generated_report_contents)
-        .values(report_id=report.report_id, sha256=sha256)
+        .values(report_id=report.report_id, sha256=sha256, recorded_at=written_at)
         .on_conflict_do_update(
-            index_elements=["report_id"], set_={"sha256": sha256, "recorded_at": func.now()}
+            index_elements=["report_id"], set_={"sha256": sha256, "recorded_at": written_at}
         )
     )
     return ready

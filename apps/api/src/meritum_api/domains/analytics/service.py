@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from meritum_api.domains.analytics.exceptions import (
 from meritum_api.domains.analytics.generators import is_supported
 from meritum_api.domains.analytics.jobs import defer_generation
 from meritum_api.domains.analytics.schemas import ReportPage, ReportView
-from meritum_shared.constants.analytics import AuditAction, ReportFormat, ReportType
+from meritum_shared.constants.analytics import AuditAction, ReportFormat, ReportStatus, ReportType
 from meritum_shared.schemas.validation.analytics import (
     ACCOUNTANT_OUTPUT,
     AccountantExportRequest,
@@ -71,6 +72,11 @@ def request_report(
     defer_generation(queue=queue, session=session, report_id=report.report_id)
     return report
 
+
+#: The audit actions of a completed download.
+DOWNLOAD_ACTIONS: Final = (AuditAction.REPORT_DOWNLOADED, AuditAction.DATA_PORTABILITY_DOWNLOADED)
+#: The statuses of a report still being made.
+IN_PROGRESS: Final = frozenset({ReportStatus.PENDING, ReportStatus.GENERATING})
 
 #: Data portability exports a physician may request per day (they are heavy).
 PORTABILITY_PER_DAY: Final = 3
@@ -264,6 +270,56 @@ def list_reports(*, session: Session, ctx: AuthContext, query: ReportListQuery) 
         start_date=query.start_date,
         end_date=query.end_date,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ReportListing:
+    """A page of reports with what the web list shows beside each row."""
+
+    page: ReportPage
+    #: The first completed download of each downloaded report on the page (the receipt).
+    first_downloaded_at: Mapping[uuid.UUID, datetime]
+    #: For each report still in progress: about how many seconds until it is ready, or
+    #: None when there is nothing to go by (no finished report of its kind, or overdue).
+    ready_in: Mapping[uuid.UUID, int | None]
+
+
+def ready_in_seconds(*, typical: float | None, elapsed: float) -> int | None:
+    """Whole seconds left of a typical generation time, or None when it cannot be said."""
+    if typical is None:
+        return None
+    remaining = typical - elapsed
+    return math.ceil(remaining) if remaining >= 1 else None
+
+
+def report_listing(
+    *, session: Session, ctx: AuthContext, query: ReportListQuery, now: datetime
+) -> ReportListing:
+    """The list page's reports, their download receipts and estimates of when they will be ready.
+
+    An estimate is the median request-to-ready time of the physician's latest
+    reports of the same type and format, less the time the report has waited.
+    """
+    page = list_reports(session=session, ctx=ctx, query=query)
+    downloaded = [r.report_id for r in page.items if r.downloaded]
+    firsts = audit.first_times(
+        session=session,
+        ctx=ctx,
+        resource_ids=downloaded,
+        actions=DOWNLOAD_ACTIONS,
+    )
+    waiting = [r for r in page.items if r.status in IN_PROGRESS]
+    typical = repository.generation_seconds(
+        session=session, ctx=ctx, kinds={(r.report_type, r.format) for r in waiting}
+    )
+    ready_in = {
+        r.report_id: ready_in_seconds(
+            typical=typical.get((r.report_type, r.format)),
+            elapsed=(now - r.created_at).total_seconds(),
+        )
+        for r in waiting
+    }
+    return ReportListing(page=page, first_downloaded_at=firsts, ready_in=ready_in)
 
 
 def _download_action(report: ReportView) -> AuditAction:

@@ -267,6 +267,15 @@ def list_notifications(
     )
 
 
+def unread_count(*, session: Session, ctx: AuthContext) -> int:
+    """How many of the user's notifications are unread (the partial index on unread rows)."""
+    return int(
+        session.execute(
+            select(func.count()).select_from(notifications).where(_mine(ctx), N.read_at.is_(None))
+        ).scalar_one()
+    )
+
+
 def mark_read(
     *, session: Session, ctx: AuthContext, notification_id: uuid.UUID, at: datetime
 ) -> NotificationView | None:

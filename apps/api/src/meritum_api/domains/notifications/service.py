@@ -68,6 +68,11 @@ def list_notifications(
     )
 
 
+def unread_count(*, session: Session, ctx: AuthContext) -> int:
+    """How many of the user's notifications are unread (the header of every page)."""
+    return repository.unread_count(session=session, ctx=ctx)
+
+
 def mark_read(
     *, deps: Deps, session: Session, ctx: AuthContext, notification_id: uuid.UUID
 ) -> NotificationView:
