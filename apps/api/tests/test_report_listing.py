@@ -11,7 +11,6 @@ from sqlalchemy import Engine, text
 
 from apiserver import Account, add_account, settings_for
 from factories import add_paid_claims
-from meritum_api.audit import repository as audit
 from meritum_api.context import AuthContext
 from meritum_api.deps import Deps, Role, build_deps
 from meritum_api.domains.analytics import service
@@ -155,15 +154,17 @@ def test_the_receipt_is_the_first_completed_download_of_each_report(
     assert dict(listing.first_downloaded_at) == {fetched: detail.first_downloaded_at}
     assert detail.download_count == 2
     assert untouched not in listing.first_downloaded_at
-    # Another physician asking about the same ids learns nothing.
+    # An entry recorded under another provider (were one ever written) is not their receipt.
     stranger = add_account(engine)
-    with runtime.session_factory() as session:
-        assert (
-            audit.first_times(
-                session=session,
-                ctx=_ctx(stranger),
-                resource_ids=[fetched],
-                actions=list(service.DOWNLOAD_ACTIONS),
+    with runtime.engine.begin() as conn:
+        for report_id in (fetched, untouched):
+            conn.execute(
+                text(
+                    "INSERT INTO audit_log (provider_id, action, resource_type, resource_id,"
+                    " details, occurred_at) VALUES (:p, 'analytics.report_downloaded', 'report',"
+                    " :r, '{}', now() - interval '1 day')"
+                ),
+                {"p": stranger.provider_id, "r": report_id},
             )
-            == {}
-        )
+    again = _listing(runtime, physician, timedelta(0))
+    assert dict(again.first_downloaded_at) == {fetched: detail.first_downloaded_at}

@@ -19,7 +19,7 @@ from meritum_shared.constants.analytics import ReportFormat, ReportType
 from meritum_shared.constants.notifications import NotificationEvent
 from meritum_shared.schemas.db import audit_log, generated_reports, notifications
 from meritum_web import formatting
-from webtab import PASSWORD, Tab, open_tab
+from webtab import PASSWORD, PHYSICIAN, Tab, open_tab
 
 READY_WITHIN: Final = 60_000  # ms
 
@@ -295,3 +295,22 @@ def test_the_list_says_when_a_report_should_be_ready_and_when_it_was_downloaded(
         tab.watch.assert_clean()
     finally:
         tab.page.context.close()
+
+
+def test_static_files_are_cached_by_version_and_pages_never(tab: Tab) -> None:
+    tab.sign_in(PHYSICIAN)
+    tab.go("/")
+    stylesheet = tab.page.locator('link[rel="stylesheet"]').get_attribute("href")
+    assert stylesheet is not None
+    assert re.fullmatch(r"/static/app\.css\?v=[0-9a-f]{16}", stylesheet)
+    current = tab.page.request.get(tab.base_url + stylesheet)
+    assert current.status == 200
+    assert current.headers["cache-control"] == "public, max-age=31536000, immutable"
+    for stale in ("/static/app.css", "/static/app.css?v=0000000000000000"):
+        answer = tab.page.request.get(tab.base_url + stale)
+        assert answer.status == 200
+        assert answer.headers["cache-control"] == "no-cache"
+        assert answer.body() == current.body()
+    page = tab.page.request.get(tab.base_url + "/")
+    assert page.headers["cache-control"] == "no-store"
+    assert tab.page.request.get(tab.base_url + "/static/missing.js").status == 404

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import inspect
-from pathlib import Path
 from typing import Final
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 
+from meritum_web.assets import STATIC_DIR, VersionedStaticFiles
 from meritum_web.pages import render_page, router
 from meritum_web.rendering import render
 from meritum_web.security import FormNotVerified, SignInRequired, signed_in
 
 __all__ = ["PAGE_CSP", "STATIC_PATHS", "install_web", "is_page"]
 
-STATIC_DIR: Final = Path(__file__).parent / "static"
 #: The app's own files (a fixed set, public, cheap): not counted against a user's request rate.
 STATIC_PATHS: Final = frozenset(f"/static/{file.name}" for file in STATIC_DIR.iterdir())
 
@@ -95,7 +93,7 @@ def _unreadable(request: Request) -> HTMLResponse:
 def install_web(app: FastAPI) -> None:
     """Add the pages, their static files and the exceptions they answer with."""
     app.include_router(router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", VersionedStaticFiles(directory=STATIC_DIR), name="static")
     app.add_exception_handler(SignInRequired, _to_sign_in)
     app.add_exception_handler(FormNotVerified, _not_verified)
     # A page's malformed input is answered with a page; the API keeps its JSON error.

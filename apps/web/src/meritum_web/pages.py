@@ -6,6 +6,7 @@ owns; templates only render what the handler hands them.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from meritum_api.auth.resolver import forget_ended
 from meritum_api.auth.router import secure_cookies
 from meritum_api.auth.schemas import LoginRequest
 from meritum_api.auth.sessions import SESSION_COOKIE, Principal
+from meritum_api.db.engine import autocommit_session
 from meritum_api.deps import Deps
 from meritum_api.domains.analytics import service
 from meritum_api.domains.analytics.exceptions import (
@@ -93,11 +95,23 @@ def _forbidden(request: Request, principal: Principal, what: str) -> HTMLRespons
 
 
 def render_page(
-    request: Request, principal: Principal, template: str, *, status_code: int = 200, **context: Any
+    request: Request,
+    principal: Principal,
+    template: str,
+    *,
+    status_code: int = 200,
+    session: Session | None = None,
+    **context: Any,
 ) -> HTMLResponse:
-    """Render a signed-in page with its header: whom a delegate acts for, the unread count."""
+    """Render a signed-in page with its header: whom a delegate acts for, the unread count.
+
+    A handler that has a session open for its own reads passes it, so the
+    header's reads ride the same connection.
+    """
     deps = _deps(request)
-    with deps.session_factory() as session:
+    with contextlib.ExitStack() as stack:
+        if session is None:
+            session = stack.enter_context(autocommit_session(deps.session_factory))
         acting_for = _acting_for(session, principal)
         unread = notices.unread_count(session=session, ctx=principal.context)
     return render(
@@ -242,31 +256,32 @@ def reports_page(
         error = "Those filters are not valid: pick a kind from the list and dates as YYYY-MM-DD."
         number = 1
         query = ReportListQuery(limit=PAGE_SIZE)
-    with deps.session_factory() as session:
-        listing = service.report_listing(
-            session=session, ctx=ctx, query=query, now=deps.clock.now()
-        )
     filters = {
         "kind": query.report_type.value if query.report_type else "",
         "from": query.start_date.isoformat() if query.start_date else "",
         "to": query.end_date.isoformat() if query.end_date else "",
     }
-    pages = max(1, -(-listing.page.total // PAGE_SIZE))
-    return render_page(
-        request,
-        principal,
-        "reports.html",
-        reports=listing.page.items,
-        total=listing.page.total,
-        first_downloaded_at=listing.first_downloaded_at,
-        ready_in=listing.ready_in,
-        page_number=number,
-        pages=pages,
-        filters=filters,
-        filter_error=error,
-        kinds=formatting.REPORT_KINDS,
-        created=request.query_params.get("created"),
-    )
+    # No transaction: the list is one statement, the header's reads need no consistency with it.
+    with autocommit_session(deps.session_factory) as session:
+        listing = service.report_listing(
+            session=session, ctx=ctx, query=query, now=deps.clock.now()
+        )
+        return render_page(
+            request,
+            principal,
+            "reports.html",
+            session=session,
+            reports=listing.page.items,
+            total=listing.page.total,
+            first_downloaded_at=listing.first_downloaded_at,
+            ready_in=listing.ready_in,
+            page_number=number,
+            pages=max(1, -(-listing.page.total // PAGE_SIZE)),
+            filters=filters,
+            filter_error=error,
+            kinds=formatting.REPORT_KINDS,
+            created=request.query_params.get("created"),
+        )
 
 
 # --- requesting an accountant export --------------------------------------------------------

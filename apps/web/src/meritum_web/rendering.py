@@ -13,7 +13,7 @@ from meritum_api.auth.sessions import Principal
 from meritum_api.domains.analytics.schemas import ReportView
 from meritum_shared.constants.analytics import ReportStatus
 from meritum_shared.constants.auth import Permission
-from meritum_web import formatting
+from meritum_web import assets, formatting
 from meritum_web.security import CSRF_COOKIE, CSRF_FIELD
 
 
@@ -24,7 +24,10 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # The templates are package files: never re-read them while serving.
+        auto_reload=False,
     )
+    env.globals["asset"] = assets.asset
     env.filters.update(
         day=formatting.day,
         period_of=formatting.period,

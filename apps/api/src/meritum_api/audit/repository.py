@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -211,25 +211,3 @@ def first_and_count(
     """When ``action`` first happened to the resource, and how often (e.g. downloads)."""
     summary = summary_for(session=session, ctx=ctx, resource_id=resource_id, action=action)
     return summary.first_at, summary.count
-
-
-def first_times(
-    *,
-    session: Session,
-    ctx: AuthContext,
-    resource_ids: Collection[uuid.UUID],
-    actions: Collection[Action],
-) -> dict[uuid.UUID, datetime]:
-    """When any of ``actions`` first happened to each of the context's resources that had one."""
-    if not resource_ids:
-        return {}
-    rows = session.execute(
-        select(audit_log.c.resource_id, func.min(audit_log.c.occurred_at))
-        .where(
-            audit_log.c.provider_id == ctx.provider_id,
-            audit_log.c.resource_id.in_(list(resource_ids)),
-            audit_log.c.action.in_([a.value for a in actions]),
-        )
-        .group_by(audit_log.c.resource_id)
-    ).all()
-    return {row[0]: row[1] for row in rows}

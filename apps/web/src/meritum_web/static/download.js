@@ -42,17 +42,62 @@ function hex(buffer) {
 
 class DownloadFailed extends Error {}
 
+// What has arrived so far. With a Content-Length the bytes go straight into
+// one buffer of the file's size: no copy into a Blob and back out to hash it.
+class Received {
+  constructor() {
+    this.reset(null);
+  }
+
+  reset(total) {
+    this.total = total;
+    this.length = 0;
+    this.buffer = Number.isFinite(total) && total > 0 ? new Uint8Array(total) : null;
+    this.chunks = [];
+  }
+
+  add(chunk) {
+    if (this.buffer && this.length + chunk.length <= this.buffer.length) {
+      this.buffer.set(chunk, this.length);
+    } else {
+      if (this.buffer) {
+        // More than announced: keep what came in order, the digest will tell.
+        this.chunks.push(this.buffer.subarray(0, this.length));
+        this.buffer = null;
+      }
+      this.chunks.push(chunk);
+    }
+    this.length += chunk.length;
+  }
+
+  bytes() {
+    if (this.buffer) {
+      return this.buffer.length === this.length ? this.buffer : this.buffer.subarray(0, this.length);
+    }
+    const whole = new Uint8Array(this.length);
+    let offset = 0;
+    for (const chunk of this.chunks) {
+      whole.set(chunk, offset);
+      offset += chunk.length;
+    }
+    return whole;
+  }
+}
+
+//: How often the progress bar is redrawn while bytes arrive.
+const PROGRESS_EVERY_MS = 100;
+
 async function fetchResumable(url, onProgress) {
-  const chunks = [];
-  let received = 0;
+  const received = new Received();
   let total = null;
   let etag = null;
   let filename = "report";
   let attempts = 0;
+  let shownAt = 0;
   for (;;) {
     const headers = {};
-    if (received > 0 && etag) {
-      headers.Range = `bytes=${received}-`;
+    if (received.length > 0 && etag) {
+      headers.Range = `bytes=${received.length}-`;
       headers["If-Range"] = etag;
     }
     let response;
@@ -68,14 +113,13 @@ async function fetchResumable(url, onProgress) {
     }
     if (response.status === 200) {
       // A whole file: the first answer, or the file changed under If-Range.
-      chunks.length = 0;
-      received = 0;
       etag = response.headers.get("ETag");
       total = Number.parseInt(response.headers.get("Content-Length") ?? "", 10);
+      received.reset(total);
       filename = filenameOf(response);
     } else if (response.status === 206) {
       const range = /bytes (\d+)-(\d+)\/(\d+)/.exec(response.headers.get("Content-Range") ?? "");
-      if (!range || Number(range[1]) !== received) {
+      if (!range || Number(range[1]) !== received.length) {
         throw new DownloadFailed("the server resumed at the wrong place");
       }
       total = Number(range[3]);
@@ -89,26 +133,31 @@ async function fetchResumable(url, onProgress) {
         if (done) {
           break;
         }
-        chunks.push(value);
-        received += value.length;
-        onProgress(received, total);
+        received.add(value);
+        const now = performance.now();
+        if (now - shownAt >= PROGRESS_EVERY_MS) {
+          shownAt = now;
+          onProgress(received.length, total);
+        }
       }
     } catch (error) {
       attempts += 1;
       if (attempts >= MAX_ATTEMPTS || !etag) {
         throw error;
       }
+      onProgress(received.length, total);
       await wait(attempts);
       continue;
     }
-    if (Number.isFinite(total) && received < total) {
+    onProgress(received.length, total);
+    if (Number.isFinite(total) && received.length < total) {
       attempts += 1;
       if (attempts >= MAX_ATTEMPTS) {
         throw new DownloadFailed("the connection kept dropping");
       }
       continue;
     }
-    return { blob: new Blob(chunks), filename, attempts };
+    return { bytes: received.bytes(), filename, attempts };
   }
 }
 
@@ -139,24 +188,25 @@ async function download(link) {
   link.setAttribute("aria-disabled", "true");
   link.dataset.busy = "true";
   try {
-    const { blob, filename, attempts } = await fetchResumable(link.href, (received, total) => {
+    const progress = (received, total) => {
       if (Number.isFinite(total) && total > 0) {
         bar.max = total;
         bar.value = received;
         text.textContent = `${size(received)} of ${size(total)}`;
       }
-    });
+    };
+    const { bytes, filename, attempts } = await fetchResumable(link.href, progress);
     say("Checking the file's SHA-256…");
-    const digest = hex(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
+    const digest = hex(await crypto.subtle.digest("SHA-256", bytes));
     if (digest !== link.dataset.sha256) {
       box.dataset.outcome = "mismatch";
       say("The file received does not match this report's SHA-256, so it was not saved. Please try again.");
       return;
     }
-    offer(blob, filename);
+    offer(new Blob([bytes]), filename);
     box.dataset.outcome = "verified";
     box.dataset.attempts = String(attempts);
-    say(`Downloaded ${size(blob.size)}; its SHA-256 matches the report's.`);
+    say(`Downloaded ${size(bytes.length)}; its SHA-256 matches the report's.`);
   } catch (error) {
     box.dataset.outcome = "failed";
     say("The download did not finish. Check your connection and press Download again.");

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Collection
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -19,16 +18,16 @@ from sqlalchemy import (
     Select,
     Update,
     bindparam,
+    case,
     cast,
     func,
     insert,
     literal_column,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from meritum_api.context import AuthContext
 from meritum_api.domains.analytics.exceptions import (
@@ -44,6 +43,7 @@ from meritum_shared.constants.analytics import (
     DOWNLOAD_LINK_EXPIRY_DAYS,
     LEGAL_TRANSITIONS,
     RETENTION_DAYS,
+    AuditAction,
     ReportFormat,
     ReportStatus,
     ReportType,
@@ -51,6 +51,7 @@ from meritum_shared.constants.analytics import (
 )
 from meritum_shared.schemas.db import (
     GeneratedReport,
+    audit_log,
     generated_report_contents,
     generated_reports,
     report_idempotency_keys,
@@ -153,6 +154,65 @@ def _page_statements(
     return page, count
 
 
+#: How many of a kind's latest reports an estimate of its generation time is drawn from.
+ESTIMATE_SAMPLE = 10
+_DOWNLOADED = (AuditAction.REPORT_DOWNLOADED.value, AuditAction.DATA_PORTABILITY_DOWNLOADED.value)
+_IN_PROGRESS = (ReportStatus.PENDING, ReportStatus.GENERATING)
+
+
+def _receipt_and_typical() -> list[Any]:
+    """Two columns more for the web list, each a correlated subquery on its own index.
+
+    ``first_downloaded_at``: the first completed download of a downloaded
+    report, from the audit trail (``ix_audit_log_resource_id_action``).
+    ``typical_seconds``: for a report in progress, the median request-to-ready
+    time of the provider's latest reports of the same type and format (the
+    (provider_id, report_type) index). Done in the page's one statement:
+    each extra round trip costs more than these lookups.
+    """
+    first_download = (
+        select(func.min(audit_log.c.occurred_at))
+        .where(
+            audit_log.c.resource_id == R.report_id,
+            audit_log.c.action.in_(_DOWNLOADED),
+            audit_log.c.provider_id == R.provider_id,
+        )
+        .scalar_subquery()
+    )
+    earlier = aliased(GeneratedReport, name="earlier")
+    latest = (
+        select(
+            func.extract("epoch", C.c.recorded_at - earlier.created_at).label("seconds"),
+        )
+        .join_from(earlier, C, C.c.report_id == earlier.report_id)
+        .where(
+            earlier.provider_id == R.provider_id,
+            earlier.report_type == R.report_type,
+            earlier.format == R.format,
+        )
+        .order_by(earlier.created_at.desc())
+        .limit(ESTIMATE_SAMPLE)
+        .correlate(R)
+        .subquery("latest")
+    )
+    typical = (
+        select(func.percentile_cont(0.5).within_group(latest.c.seconds))
+        .select_from(latest)
+        .scalar_subquery()
+    )
+    return [
+        case((R.downloaded, first_download)).label("first_downloaded_at"),
+        case((R.status.in_(_IN_PROGRESS), typical)).label("typical_seconds"),
+    ]
+
+
+@functools.cache
+def _listing_statement(by_type: bool, from_date: bool, to_date: bool) -> Select[Any]:
+    """The page statement with the web list's receipt and estimate columns."""
+    page, _ = _page_statements(by_type, from_date, to_date)
+    return page.add_columns(*_receipt_and_typical())
+
+
 def page_parameters(
     *,
     ctx: AuthContext,
@@ -217,6 +277,49 @@ def list_reports(
     )
 
 
+def list_with_receipts(
+    *,
+    session: Session,
+    ctx: AuthContext,
+    limit: int,
+    offset: int,
+    report_type: ReportType | None = None,
+    start_date: date | None = None,
+    end_date: date | None = None,
+) -> tuple[ReportPage, dict[uuid.UUID, datetime], dict[uuid.UUID, float | None]]:
+    """:func:`list_reports` with receipts and, for reports in progress, typical durations.
+
+    Also returned: the first download of each downloaded report, and for each
+    one in progress the median seconds its kind took lately (None: this
+    provider has finished none of that kind).
+    """
+    _, count, params = page_parameters(
+        ctx=ctx,
+        limit=limit,
+        offset=offset,
+        report_type=report_type,
+        start_date=start_date,
+        end_date=end_date,
+    )
+    statement = _listing_statement(
+        report_type is not None, start_date is not None, end_date is not None
+    )
+    conn = session.connection()
+    rows = conn.execute(statement, params).all()
+    total = rows[0].total if rows else conn.execute(count, params).scalar_one()
+    items, firsts, typical = [], {}, {}
+    for row in rows:
+        values = dict(row._mapping)
+        first, seconds = values.pop("first_downloaded_at"), values.pop("typical_seconds")
+        report = ReportView.model_validate(values)
+        items.append(report)
+        if first is not None:
+            firsts[report.report_id] = first
+        if report.status in _IN_PROGRESS:
+            typical[report.report_id] = None if seconds is None else float(seconds)
+    return ReportPage(items=items, total=total, limit=limit, offset=offset), firsts, typical
+
+
 def get_download(
     *, session: Session, ctx: AuthContext, report_id: uuid.UUID
 ) -> tuple[StoredReportRef, bytes]:
@@ -248,53 +351,6 @@ def mark_downloaded(*, session: Session, ctx: AuthContext, report_id: uuid.UUID)
         .where(R.report_id == report_id, R.provider_id == ctx.provider_id)
         .values(downloaded=True)
     )
-
-
-#: How many of a kind's latest reports an estimate of its generation time is drawn from.
-ESTIMATE_SAMPLE = 10
-
-#: The median seconds from request to ready of the provider's latest reports of each
-#: (type, format) asked about; the (provider_id, report_type) index finds the rows.
-_GENERATION_SECONDS = text(
-    """
-    SELECT k.report_type, k.format,
-           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s.seconds)
-            FROM (SELECT extract(epoch FROM c.recorded_at - r.created_at) AS seconds
-                  FROM generated_reports r
-                  JOIN generated_report_contents c ON c.report_id = r.report_id
-                  WHERE r.provider_id = :provider_id
-                    AND r.report_type = k.report_type AND r.format = k.format
-                  ORDER BY r.created_at DESC
-                  LIMIT :sample) s) AS median
-    FROM unnest(CAST(:types AS varchar[]), CAST(:formats AS varchar[])) AS k(report_type, format)
-    """
-)
-
-
-def generation_seconds(
-    *, session: Session, ctx: AuthContext, kinds: Collection[tuple[ReportType, ReportFormat]]
-) -> dict[tuple[ReportType, ReportFormat], float]:
-    """Median seconds from request to ready of the provider's latest reports of each kind.
-
-    A kind without a finished report of this provider is absent from the answer.
-    """
-    if not kinds:
-        return {}
-    ordered = sorted(kinds)
-    rows = session.execute(
-        _GENERATION_SECONDS,
-        {
-            "provider_id": ctx.provider_id,
-            "types": [t.value for t, _ in ordered],
-            "formats": [f.value for _, f in ordered],
-            "sample": ESTIMATE_SAMPLE,
-        },
-    ).all()
-    return {
-        (ReportType(row.report_type), ReportFormat(row.format)): float(row.median)
-        for row in rows
-        if row.median is not None
-    }
 
 
 def count_requested_since(

@@ -36,7 +36,7 @@ from meritum_api.domains.analytics.exceptions import (
 from meritum_api.domains.analytics.generators import is_supported
 from meritum_api.domains.analytics.jobs import defer_generation
 from meritum_api.domains.analytics.schemas import ReportPage, ReportView
-from meritum_shared.constants.analytics import AuditAction, ReportFormat, ReportStatus, ReportType
+from meritum_shared.constants.analytics import AuditAction, ReportFormat, ReportType
 from meritum_shared.schemas.validation.analytics import (
     ACCOUNTANT_OUTPUT,
     AccountantExportRequest,
@@ -72,11 +72,6 @@ def request_report(
     defer_generation(queue=queue, session=session, report_id=report.report_id)
     return report
 
-
-#: The audit actions of a completed download.
-DOWNLOAD_ACTIONS: Final = (AuditAction.REPORT_DOWNLOADED, AuditAction.DATA_PORTABILITY_DOWNLOADED)
-#: The statuses of a report still being made.
-IN_PROGRESS: Final = frozenset({ReportStatus.PENDING, ReportStatus.GENERATING})
 
 #: Data portability exports a physician may request per day (they are heavy).
 PORTABILITY_PER_DAY: Final = 3
@@ -300,24 +295,22 @@ def report_listing(
     An estimate is the median request-to-ready time of the physician's latest
     reports of the same type and format, less the time the report has waited.
     """
-    page = list_reports(session=session, ctx=ctx, query=query)
-    downloaded = [r.report_id for r in page.items if r.downloaded]
-    firsts = audit.first_times(
+    page, firsts, typical = repository.list_with_receipts(
         session=session,
         ctx=ctx,
-        resource_ids=downloaded,
-        actions=DOWNLOAD_ACTIONS,
-    )
-    waiting = [r for r in page.items if r.status in IN_PROGRESS]
-    typical = repository.generation_seconds(
-        session=session, ctx=ctx, kinds={(r.report_type, r.format) for r in waiting}
+        limit=query.limit,
+        offset=query.offset,
+        report_type=query.report_type,
+        start_date=query.start_date,
+        end_date=query.end_date,
     )
     ready_in = {
-        r.report_id: ready_in_seconds(
-            typical=typical.get((r.report_type, r.format)),
-            elapsed=(now - r.created_at).total_seconds(),
+        report.report_id: ready_in_seconds(
+            typical=typical[report.report_id],
+            elapsed=(now - report.created_at).total_seconds(),
         )
-        for r in waiting
+        for report in page.items
+        if report.report_id in typical
     }
     return ReportListing(page=page, first_downloaded_at=firsts, ready_in=ready_in)
 
