@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
-from sqlalchemy import Engine, Select, Update, event, text
+from sqlalchemy import Engine, Select, Update, text
 from sqlalchemy.orm import Session
 
 from meritum_api.context import AuthContext
@@ -101,20 +102,28 @@ def _assert_uses_one_of(plan: dict[str, Any], indexes: set[str]) -> None:
 def _sent_by_list_reports(
     engine: Engine, ctx: AuthContext, **filters: Any
 ) -> list[tuple[str, dict[str, Any]]]:
-    """The statements and parameters ``list_reports`` sends to PostgreSQL, as sent."""
+    """The statements and parameters ``list_reports`` sends to PostgreSQL, as sent.
+
+    The listing runs on the driver's cursor, below SQLAlchemy's events, so
+    the statements are caught at the driver: by the cursor class of the
+    session's connection.
+    """
     sent: list[tuple[str, dict[str, Any]]] = []
 
-    def capture(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-    ) -> None:
-        sent.append((statement, dict(parameters)))
+    class Capturing(psycopg.Cursor[Any]):
+        def execute(self, query: Any, params: Any = None, **options: Any) -> Capturing:
+            sent.append((str(query), dict(params or {})))
+            super().execute(query, params, **options)
+            return self
 
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
-        with Session(engine) as session:
+    with Session(engine) as session:
+        driver = session.connection().connection.driver_connection
+        assert isinstance(driver, psycopg.Connection)
+        driver.cursor_factory = Capturing
+        try:
             repository.list_reports(session=session, ctx=ctx, **filters)
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
+        finally:
+            driver.cursor_factory = psycopg.Cursor
     return sent
 
 
