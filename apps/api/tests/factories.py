@@ -8,10 +8,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
-from sqlalchemy import insert, text
+from sqlalchemy import Engine, insert, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from meritum_api.context import AuthContext
+from meritum_api.domains.analytics import repository
+from meritum_api.domains.analytics.generation import request_for
+from meritum_api.domains.analytics.generators import generator_for
 from meritum_shared.constants.analytics import ReportFormat, ReportType
 from meritum_shared.schemas.db import providers
 
@@ -83,3 +87,13 @@ def add_paid_claims(
         ),
         {"p": provider_id, "patient": patient_id, "first": first_payment, "days": days, "n": count},
     )
+
+
+def expected_file(engine: Engine, ctx: AuthContext, report_id: uuid.UUID) -> bytes:
+    """What the generator makes of this report's row and data (an accountant CSV, a PDF)."""
+    with Session(engine) as session:
+        report = repository.get_report(session=session, ctx=ctx, report_id=report_id)
+    assert report is not None
+    generate = generator_for(report.report_type, report.format)
+    with engine.connect() as conn:
+        return b"".join(generate(conn, request_for(report)))

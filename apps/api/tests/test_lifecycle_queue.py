@@ -12,7 +12,7 @@ import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,11 @@ import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
-from factories import add_paid_claims, add_provider
+from factories import add_paid_claims, add_provider, expected_file
 from meritum_api.context import AuthContext
 from meritum_api.db.cluster import fast_root
 from meritum_api.deps import Deps, Role, build_deps
 from meritum_api.domains.analytics import repository, service
-from meritum_api.domains.analytics.generators import GenerationRequest, generator_for
 from meritum_api.domains.analytics.keys import storage_key
 from meritum_api.settings import Settings
 from meritum_shared.constants.analytics import (
@@ -96,21 +95,6 @@ def _statuses(engine: Engine, ids: list[uuid.UUID]) -> Counter[ReportStatus]:
                 select(GeneratedReport.status).where(GeneratedReport.report_id.in_(ids))
             ).all()
         )
-
-
-def _expected_csv(runtime: Deps, ctx: AuthContext, report_id: uuid.UUID) -> bytes:
-    request = GenerationRequest(
-        report_id=report_id,
-        provider_id=ctx.provider_id,
-        report_type=ReportType.ACCOUNTANT_SUMMARY,
-        format=ReportFormat.CSV,
-        period_start=PERIOD[0],
-        period_end=PERIOD[1],
-        created_at=datetime(2026, 4, 1, 15, 0, tzinfo=UTC),
-    )
-    generate = generator_for(ReportType.ACCOUNTANT_SUMMARY, ReportFormat.CSV)
-    with runtime.engine.connect() as conn:
-        return b"".join(generate(conn, request))
 
 
 def _stored(runtime: Deps, ctx: AuthContext, report_id: uuid.UUID) -> bytes:
@@ -206,7 +190,7 @@ def test_report_committed_by_a_process_that_dies_at_once_is_generated(
             timeout=60,
             what="the orphaned report to become ready",
         )
-    assert _stored(runtime, ctx, report_id) == _expected_csv(runtime, ctx, report_id)
+    assert _stored(runtime, ctx, report_id) == expected_file(runtime.engine, ctx, report_id)
 
 
 def test_idle_worker_is_woken_by_notification_not_polling(runtime: Deps, db_url: str) -> None:
@@ -252,7 +236,7 @@ def test_sigkilled_workers_lose_no_report(runtime: Deps, db_url: str, workdir: P
                 what="the killed worker's report to be retried and become ready",
             )
             assert "stalled: retrying it" in rescuer.log()
-        assert _stored(runtime, ctx, report_id) == _expected_csv(runtime, ctx, report_id)
+        assert _stored(runtime, ctx, report_id) == expected_file(runtime.engine, ctx, report_id)
     assert kills == 3
 
 
@@ -411,4 +395,4 @@ def test_default_settings_retry_a_killed_workers_report_within_the_documented_bo
             timeout=60,
             what="the retried report to become ready",
         )
-    assert _stored(runtime, ctx, report_id) == _expected_csv(runtime, ctx, report_id)
+    assert _stored(runtime, ctx, report_id) == expected_file(runtime.engine, ctx, report_id)

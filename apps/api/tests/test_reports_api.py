@@ -25,13 +25,12 @@ from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from apiserver import Account, add_account, bearer, cookie_header, serve, settings_for
-from factories import add_paid_claims, report_values
+from factories import add_paid_claims, expected_file, report_values
 from meritum_api.app import create_app
 from meritum_api.context import AuthContext
 from meritum_api.deps import Deps, Role, build_deps
 from meritum_api.domains.analytics import repository, service
 from meritum_api.domains.analytics.exceptions import UnsupportedReport
-from meritum_api.domains.analytics.generators import GenerationRequest, generator_for
 from meritum_api.domains.analytics.keys import storage_key
 from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType
 from meritum_shared.constants.auth import Permission, UserRole
@@ -126,21 +125,6 @@ def ready_report(runtime: Deps, account: Account, content: bytes) -> uuid.UUID:
     return view.report_id
 
 
-def expected_csv(runtime: Deps, account: Account, report_id: uuid.UUID) -> bytes:
-    request = GenerationRequest(
-        report_id=report_id,
-        provider_id=account.provider_id,
-        report_type=ReportType.ACCOUNTANT_SUMMARY,
-        format=ReportFormat.CSV,
-        period_start=date(2026, 1, 1),
-        period_end=date(2026, 3, 31),
-        created_at=datetime(2026, 4, 1, 15, 0, tzinfo=UTC),
-    )
-    generate = generator_for(ReportType.ACCOUNTANT_SUMMARY, ReportFormat.CSV)
-    with runtime.engine.connect() as conn:
-        return b"".join(generate(conn, request))
-
-
 def phns_of(engine: Engine, account: Account) -> list[str]:
     with engine.connect() as conn:
         return list(
@@ -204,7 +188,9 @@ def test_request_generate_download_the_accountant_csv(
     download = client.get(f"{BASE}/{report_id}/download", headers=auth)
     assert download.status_code == 200
     content = download.content
-    assert content == expected_csv(runtime, account, uuid.UUID(report_id))
+    assert content == expected_file(
+        runtime.engine, AuthContext(provider_id=account.provider_id), uuid.UUID(report_id)
+    )
     rows = list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))
     assert len(rows) == 41  # header and the 40 paid claims of the period
     headers = download.headers
@@ -283,18 +269,8 @@ def test_request_generate_download_an_accountant_pdf(
     # The worker dates the file from the report row: generating again gives the same bytes.
     created_at = datetime.fromisoformat(detail["created_at"])
     assert created_at.astimezone(ZoneInfo("America/Edmonton")).strftime("%Y-%m-%d %H:%M") in first
-    request = GenerationRequest(
-        report_id=uuid.UUID(report_id),
-        provider_id=account.provider_id,
-        report_type=ReportType(detail["report_type"]),
-        format=ReportFormat.PDF,
-        period_start=date(2026, 1, 1),
-        period_end=date(2026, 3, 31),
-        created_at=created_at,
-    )
-    with runtime.engine.connect() as conn:
-        again = b"".join(generator_for(request.report_type, request.format)(conn, request))
-    assert again == content
+    ctx = AuthContext(provider_id=account.provider_id)
+    assert expected_file(runtime.engine, ctx, uuid.UUID(report_id)) == content
     assert not any(phn in first for phn in phns_of(runtime.engine, account))
 
 

@@ -26,12 +26,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from apiserver import Account, add_account, bearer
-from factories import add_paid_claims
+from factories import add_paid_claims, expected_file
 from meritum_api.context import AuthContext
 from meritum_api.db.cluster import ThrowawayCluster
 from meritum_api.db.engine import make_engine
-from meritum_api.domains.analytics import repository
-from meritum_api.domains.analytics.generators import GenerationRequest, generator_for
 from polling import wait_until
 from processes import ApiProcess, WorkerCli, free_port, process_env
 from s3server import CREDENTIALS, REGION, moto_s3, s3_client
@@ -165,29 +163,6 @@ def _wait_ready(engine: Engine, report_id: str) -> None:
     wait_until(ready, timeout=60, what="the report to become ready")
 
 
-def _expected_file(engine: Engine, account: Account, report_id: str) -> bytes:
-    """What the generator makes of this report's row and data, computed here."""
-    with Session(engine) as session:
-        report = repository.get_report(
-            session=session,
-            ctx=AuthContext(provider_id=account.provider_id),
-            report_id=uuid.UUID(report_id),
-        )
-    assert report is not None
-    request = GenerationRequest(
-        report_id=report.report_id,
-        provider_id=report.provider_id,
-        report_type=report.report_type,
-        format=report.format,
-        period_start=report.period_start,
-        period_end=report.period_end,
-        created_at=report.created_at,
-    )
-    generate = generator_for(report.report_type, report.format)
-    with engine.connect() as conn:
-        return b"".join(generate(conn, request))
-
-
 def _generated_by(deployment: Deployment, report_id: str) -> list[str]:
     return [w.name for w in deployment.workers if f"report {report_id}: ready" in w.log()]
 
@@ -231,7 +206,9 @@ def test_a_report_requested_through_one_process_is_served_identically_by_the_oth
 
     through_two = _download(api2, auth, report_id)
     assert through_two == _download(api1, auth, report_id)
-    assert through_two == _expected_file(deployment.engine, account, report_id)
+    assert through_two == expected_file(
+        deployment.engine, AuthContext(provider_id=account.provider_id), uuid.UUID(report_id)
+    )
     assert hashlib.sha256(through_two).hexdigest() == detail["sha256"]
 
     # The file lives in the object store only: no process kept a copy of its own.
@@ -258,7 +235,9 @@ def test_either_worker_generates_what_either_process_was_asked(deployment: Deplo
     for report_id in (first, second):
         content = _download(api2, auth, report_id)
         assert content == _download(api1, auth, report_id)
-        assert content == _expected_file(deployment.engine, account, report_id)
+        assert content == expected_file(
+            deployment.engine, AuthContext(provider_id=account.provider_id), uuid.UUID(report_id)
+        )
 
 
 def test_the_rate_limit_is_counted_by_each_process_on_its_own(deployment: Deployment) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from meritum_api.calendar import ALBERTA, BusinessCalendar
 from meritum_api.domains.analytics import export_secrets, repository
 from meritum_api.domains.analytics.effects import report_settled
 from meritum_api.domains.analytics.exceptions import TransitionConflict
@@ -45,6 +46,26 @@ def describe_failure(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)[-4:]
     where = " <- ".join(f"{f.name}@{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in frames)
     return f"{type(exc).__name__} at {where or 'unknown'}"
+
+
+def request_for(
+    report: ReportView,
+    *,
+    password: SecretStr | None = None,
+    calendar: BusinessCalendar = ALBERTA,
+) -> GenerationRequest:
+    """What a generator is asked to make of a report's row."""
+    return GenerationRequest(
+        report_id=report.report_id,
+        provider_id=report.provider_id,
+        report_type=report.report_type,
+        format=report.format,
+        period_start=report.period_start,
+        period_end=report.period_end,
+        created_at=report.created_at,
+        password=password,
+        calendar=calendar,
+    )
 
 
 def _export_password(deps: Deps, session: Session, report: ReportView) -> SecretStr | None:
@@ -84,16 +105,8 @@ def generate_report(
             report = ref.report
             log.info("report %s: generating", report_id)
             generator = deps.generators(report.report_type, report.format)
-            request = GenerationRequest(
-                report_id=report.report_id,
-                provider_id=report.provider_id,
-                report_type=report.report_type,
-                format=report.format,
-                period_start=report.period_start,
-                period_end=report.period_end,
-                created_at=report.created_at,
-                password=_export_password(deps, session, report),
-                calendar=deps.calendar,
+            request = request_for(
+                report, password=_export_password(deps, session, report), calendar=deps.calendar
             )
             with deps.engine.connect() as conn:
                 # The write is atomic: until it returns nothing is visible under
