@@ -33,6 +33,7 @@ from datetime import UTC, date, datetime
 import psycopg
 from sqlalchemy import Engine
 
+from benchmarks.accountant_claims import PAID_ROWS, paid_claims
 from benchmarks.machine import RESULTS, describe, stamp
 from meritum_api.db.cluster import ThrowawayCluster, libpq_dsn
 from meritum_api.db.engine import make_engine
@@ -42,34 +43,28 @@ from meritum_shared.constants.analytics import ReportFormat, ReportType
 YEAR = (date(2026, 1, 1), date(2026, 12, 31))
 MONTH = (date(2026, 3, 1), date(2026, 3, 31))
 
-SEED = """
+SEED = (
+    """
 INSERT INTO providers (billing_number, first_name, last_name)
 SELECT (100000 + g)::text, 'Amélie' || g, 'O''Brien-Côté' FROM generate_series(0, {providers}) g;
 INSERT INTO patients (provider_id, phn, first_name, last_name, date_of_birth)
 SELECT provider_id, lpad((100000000 + n)::text, 9, '0'), 'Zoë', 'Nguyễn, Jr.', DATE '1970-01-01'
 FROM providers CROSS JOIN generate_series(1, 200) n;
-INSERT INTO claims (provider_id, patient_id, claim_type, state, date_of_service, hsc_code,
-    modifiers, submitted_fee, assessed_fee, payment_date, ba_number, location, rrnp_premium,
-    wcb_claim_number, wcb_form_type)
-SELECT p.provider_id, pt.patient_id,
-    CASE WHEN g % 11 = 0 THEN 'WCB' ELSE 'AHCIP' END,
-    CASE WHEN g % 17 = 0 THEN 'ADJUSTED' ELSE 'PAID' END,
-    DATE '2025-12-20' + (g * 7) % 360,
-    (ARRAY['03.03A', '03.04A', '03.07B', '03.08A', '08.19A', '13.99H'])[1 + g % 6],
-    (ARRAY['', 'CMGP', 'CMGP,AFHR', 'EV', 'TM', 'BMI'])[1 + g % 6],
-    ((g * 7919) % 30011)::numeric / 100 + 20,
-    ((g * 7919) % 30011)::numeric / 100 + 20 - (g % 13)::numeric / 100,
-    DATE '2026-01-01' + (g * 7) % 365,
-    (ARRAY['12345', '67890', '24680'])[1 + g % 3],
-    (ARRAY['Sunridge Family Medicine, Calgary', 'Clinique médicale Saint-Éloi',
-           'Whyte Avenue "Walk-In" Clinic', 'High Level Medical Clinic'])[1 + g % 4],
-    CASE WHEN g % 4 = 3 THEN 4.17 ELSE 0 END,
-    CASE WHEN g % 11 = 0 THEN (1000000 + g)::text END,
-    CASE WHEN g % 11 = 0 THEN 'C151' END
-FROM providers p
-JOIN LATERAL (SELECT patient_id FROM patients WHERE provider_id = p.provider_id LIMIT 1) pt
-    ON true
-CROSS JOIN generate_series(1, {rows}) g;
+"""
+    + paid_claims(
+        claims="{rows}",
+        first_service=date(2025, 12, 20),
+        service_days=360,
+        first_payment=date(2026, 1, 1),
+        payment_days=365,
+        locations=(
+            "Sunridge Family Medicine, Calgary",
+            "Clinique médicale Saint-Éloi",
+            'Whyte Avenue "Walk-In" Clinic',
+            "High Level Medical Clinic",
+        ),
+    )
+    + """;
 INSERT INTO claims (provider_id, patient_id, claim_type, state, date_of_service, hsc_code,
     submitted_fee, assessed_fee, payment_date, ba_number, location)
 SELECT c.provider_id, c.patient_id, 'AHCIP',
@@ -83,17 +78,9 @@ FROM (
 ) c
 CROSS JOIN generate_series(0, 3) g
 """
+)
 
-COPY = """
-COPY (
-    SELECT date_of_service, hsc_code, modifiers, submitted_fee, assessed_fee, payment_date,
-        ba_number, location, claim_type
-    FROM claims
-    WHERE provider_id = '{provider}' AND state IN ('PAID', 'ADJUSTED')
-        AND payment_date BETWEEN '{start}' AND '{end}'
-    ORDER BY payment_date, date_of_service, claim_id
-) TO STDOUT (FORMAT csv, HEADER)
-"""
+COPY = "COPY (" + PAID_ROWS + ") TO STDOUT (FORMAT csv, HEADER)"
 
 
 def _generator(engine: Engine, provider: uuid.UUID, period: tuple[date, date]) -> bytes:
@@ -112,8 +99,7 @@ def _generator(engine: Engine, provider: uuid.UUID, period: tuple[date, date]) -
 
 
 def _copy(conn: psycopg.Connection[tuple[object, ...]], provider: uuid.UUID) -> bytes:
-    sql = COPY.format(provider=provider, start=YEAR[0], end=YEAR[1])
-    with conn.cursor() as cur, cur.copy(sql) as copy:
+    with conn.cursor() as cur, cur.copy(COPY, (provider, *YEAR)) as copy:
         return b"".join(bytes(block) for block in copy)
 
 

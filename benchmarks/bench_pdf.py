@@ -45,6 +45,7 @@ from reportlab.lib.pagesizes import LETTER, landscape
 from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy import Engine
 
+from benchmarks.accountant_claims import PAID_ROWS, paid_claims
 from benchmarks.machine import RESULTS, describe, stamp
 from meritum_api.db.cluster import ThrowawayCluster, libpq_dsn
 from meritum_api.db.engine import make_engine
@@ -62,38 +63,21 @@ VALUES ('{billing}', 'Amélie', 'Nguyễn-Côté');
 INSERT INTO patients (provider_id, phn, first_name, last_name, date_of_birth)
 SELECT provider_id, lpad(({billing} * 1000 + n)::text, 9, '0'), 'Zoë', 'D''Arcy', DATE '1970-01-01'
 FROM providers CROSS JOIN generate_series(1, 200) n WHERE billing_number = '{billing}';
-INSERT INTO claims (provider_id, patient_id, claim_type, state, date_of_service, hsc_code,
-    modifiers, submitted_fee, assessed_fee, payment_date, ba_number, location, rrnp_premium,
-    wcb_claim_number, wcb_form_type)
-SELECT p.provider_id, pt.patient_id,
-    CASE WHEN g % 11 = 0 THEN 'WCB' ELSE 'AHCIP' END,
-    CASE WHEN g % 17 = 0 THEN 'ADJUSTED' ELSE 'PAID' END,
-    DATE '2024-12-20' + (g * 7) % 725,
-    (ARRAY['03.03A', '03.04A', '03.07B', '03.08A', '08.19A', '13.99H'])[1 + g % 6],
-    (ARRAY['', 'CMGP', 'CMGP,AFHR', 'EV', 'TM', 'BMI'])[1 + g % 6],
-    ((g * 7919) % 30011)::numeric / 100 + 20,
-    ((g * 7919) % 30011)::numeric / 100 + 20 - (g % 13)::numeric / 100,
-    DATE '2025-01-01' + (g * 7) % 730,
-    (ARRAY['12345', '67890', '24680'])[1 + g % 3],
-    (ARRAY['Sunridge Family Medicine, Calgary', 'Clinique médicale Saint-Éloi, Edmonton',
-           'Crowfoot Village Clinic — Suite 210, Calgary', 'High Level Medical Clinic'])[1 + g % 4],
-    CASE WHEN g % 4 = 3 THEN 4.17 ELSE 0 END,
-    CASE WHEN g % 11 = 0 THEN (1000000 + g)::text END,
-    CASE WHEN g % 11 = 0 THEN 'C151' END
-FROM providers p
-JOIN LATERAL (SELECT patient_id FROM patients WHERE provider_id = p.provider_id LIMIT 1) pt
-    ON true
-CROSS JOIN generate_series(1, {claims}) g
-WHERE p.billing_number = '{billing}'
-"""
+""" + paid_claims(
+    claims="{claims}",
+    first_service=date(2024, 12, 20),
+    service_days=725,
+    first_payment=date(2025, 1, 1),
+    payment_days=730,
+    locations=(
+        "Sunridge Family Medicine, Calgary",
+        "Clinique médicale Saint-Éloi, Edmonton",
+        "Crowfoot Village Clinic — Suite 210, Calgary",
+        "High Level Medical Clinic",
+    ),
+    where="p.billing_number = '{billing}'",
+)
 
-ROWS = """
-SELECT date_of_service, hsc_code, modifiers, submitted_fee, assessed_fee, payment_date,
-    ba_number, location, claim_type
-FROM claims
-WHERE provider_id = %s AND state IN ('PAID', 'ADJUSTED') AND payment_date BETWEEN %s AND %s
-ORDER BY payment_date, date_of_service, claim_id
-"""
 
 KINDS = {
     "csv": (ReportType.ACCOUNTANT_SUMMARY, ReportFormat.CSV),
@@ -127,7 +111,7 @@ def _generate(engine: Engine, provider: uuid.UUID, kind: str, period: tuple[date
 
 def _rows(url: str, provider: uuid.UUID) -> list[tuple[Any, ...]]:
     with psycopg.connect(libpq_dsn(url)) as conn:
-        return conn.execute(ROWS, (provider, *PERIOD)).fetchall()
+        return conn.execute(PAID_ROWS, (provider, *PERIOD)).fetchall()
 
 
 def _bare_canvas(rows: list[tuple[Any, ...]]) -> int:

@@ -155,95 +155,21 @@ def stream_csv(
     yield stats.add(buffer.getvalue().encode("utf-8"))
 
 
-def _claims(provider_id: uuid.UUID) -> Executable:
-    c = Claim
-    return (
-        select(
-            c.claim_id,
-            c.claim_type,
-            c.state,
-            c.date_of_service,
-            c.hsc_code,
-            c.modifiers,
-            c.submitted_fee,
-            c.assessed_fee,
-            c.payment_date,
-            c.ba_number,
-            c.location,
-            c.rrnp_premium,
-            c.rejection_code,
-            c.patient_id,
-            c.batch_id,
-            c.wcb_claim_number,
-            c.wcb_form_type,
-            c.created_at,
-            c.updated_at,
-        )
-        .where(c.provider_id == provider_id)
-        # Walks ix_claims_provider_id_date_of_service.
-        .order_by(c.date_of_service, c.claim_id)
-    )
+def table(
+    name: str, model: Any, columns: Sequence[tuple[str, Format]], order_by: Sequence[str]
+) -> Dataset:
+    """A CSV of a table's columns (named as in the table), the provider's rows by ``order_by``."""
+    selected = [getattr(model, column) for column, _ in columns]
+    order = [getattr(model, column) for column in order_by]
 
+    def statement(provider_id: uuid.UUID) -> Executable:
+        return select(*selected).where(model.provider_id == provider_id).order_by(*order)
 
-def _patients(provider_id: uuid.UUID) -> Executable:
-    p = Patient
-    return (
-        select(p.patient_id, p.phn, p.first_name, p.last_name, p.date_of_birth, p.created_at)
-        .where(p.provider_id == provider_id)
-        .order_by(p.phn)  # walks ix_patients_provider_id_phn
-    )
-
-
-def _history(provider_id: uuid.UUID) -> Executable:
-    h = ClaimHistoryEvent
-    return (
-        select(
-            h.event_id,
-            h.claim_id,
-            h.occurred_at,
-            h.action,
-            h.from_state,
-            h.to_state,
-            h.actor,
-            h.details,
-        )
-        .where(h.provider_id == provider_id)
-        .order_by(h.occurred_at, h.event_id)
-    )
-
-
-def _suggestions(provider_id: uuid.UUID) -> Executable:
-    s = AiCoachSuggestion
-    return (
-        select(
-            s.suggestion_id,
-            s.claim_id,
-            s.created_at,
-            s.category,
-            s.suggestion,
-            s.status,
-            s.dismissed_reason,
-            s.revenue_impact,
-        )
-        .where(s.provider_id == provider_id)
-        .order_by(s.created_at, s.suggestion_id)
-    )
-
-
-def _batches(provider_id: uuid.UUID) -> Executable:
-    b = SubmissionBatch
-    return (
-        select(
-            b.batch_id,
-            b.claim_type,
-            b.ba_number,
-            b.submitted_at,
-            b.claim_count,
-            b.total_submitted,
-            b.status,
-        )
-        .where(b.provider_id == provider_id)
-        .order_by(b.submitted_at, b.batch_id)
+    return Dataset(
+        name,
+        tuple(column for column, _ in columns),
+        tuple(write for _, write in columns),
+        streamed(statement),
     )
 
 
@@ -293,101 +219,89 @@ def _profile(
 
 #: The export's CSVs, in the order of the archive.
 DATASETS: Final[tuple[Dataset, ...]] = (
-    Dataset(
+    table(
         "claims.csv",
+        Claim,
         (
-            "claim_id",
-            "claim_type",
-            "state",
-            "date_of_service",
-            "hsc_code",
-            "modifiers",
-            "submitted_fee",
-            "assessed_fee",
-            "payment_date",
-            "ba_number",
-            "location",
-            "rrnp_premium",
-            "rejection_code",
-            "patient_id",
-            "batch_id",
-            "wcb_claim_number",
-            "wcb_form_type",
-            "created_at",
-            "updated_at",
+            ("claim_id", plain),
+            ("claim_type", plain),
+            ("state", plain),
+            ("date_of_service", day),
+            ("hsc_code", plain),
+            ("modifiers", plain),
+            ("submitted_fee", money),
+            ("assessed_fee", money),
+            ("payment_date", day),
+            ("ba_number", plain),
+            ("location", plain),
+            ("rrnp_premium", money),
+            ("rejection_code", plain),
+            ("patient_id", plain),
+            ("batch_id", plain),
+            ("wcb_claim_number", plain),
+            ("wcb_form_type", plain),
+            ("created_at", instant),
+            ("updated_at", instant),
         ),
-        (
-            plain,
-            plain,
-            plain,
-            day,
-            plain,
-            plain,
-            money,
-            money,
-            day,
-            plain,
-            plain,
-            money,
-            plain,
-            plain,
-            plain,
-            plain,
-            plain,
-            instant,
-            instant,
-        ),
-        streamed(_claims),
+        # Walks ix_claims_provider_id_date_of_service.
+        order_by=("date_of_service", "claim_id"),
     ),
-    Dataset(
+    table(
         "patients.csv",
-        ("patient_id", "phn", "first_name", "last_name", "date_of_birth", "created_at"),
-        (plain, plain, plain, plain, day, instant),
-        streamed(_patients),
+        Patient,
+        (
+            ("patient_id", plain),
+            ("phn", plain),
+            ("first_name", plain),
+            ("last_name", plain),
+            ("date_of_birth", day),
+            ("created_at", instant),
+        ),
+        order_by=("phn",),  # walks ix_patients_provider_id_phn
     ),
-    Dataset(
+    table(
         "audit_history.csv",
+        ClaimHistoryEvent,
         (
-            "event_id",
-            "claim_id",
-            "occurred_at",
-            "action",
-            "from_state",
-            "to_state",
-            "actor",
-            "details",
+            ("event_id", plain),
+            ("claim_id", plain),
+            ("occurred_at", instant),
+            ("action", plain),
+            ("from_state", plain),
+            ("to_state", plain),
+            ("actor", plain),
+            ("details", plain),
         ),
-        (plain, plain, instant, plain, plain, plain, plain, plain),
-        streamed(_history),
+        order_by=("occurred_at", "event_id"),
     ),
-    Dataset(
+    table(
         "ai_suggestions.csv",
+        AiCoachSuggestion,
         (
-            "suggestion_id",
-            "claim_id",
-            "created_at",
-            "category",
-            "suggestion",
-            "status",
-            "dismissed_reason",
-            "revenue_impact",
+            ("suggestion_id", plain),
+            ("claim_id", plain),
+            ("created_at", instant),
+            ("category", plain),
+            ("suggestion", plain),
+            ("status", plain),
+            ("dismissed_reason", plain),
+            ("revenue_impact", money),
         ),
-        (plain, plain, instant, plain, plain, plain, plain, money),
-        streamed(_suggestions),
+        order_by=("created_at", "suggestion_id"),
     ),
-    Dataset(
+    table(
         "batches.csv",
+        SubmissionBatch,
         (
-            "batch_id",
-            "claim_type",
-            "ba_number",
-            "submitted_at",
-            "claim_count",
-            "total_submitted",
-            "status",
+            ("batch_id", plain),
+            ("claim_type", plain),
+            ("ba_number", plain),
+            ("submitted_at", instant),
+            ("claim_count", plain),
+            ("total_submitted", money),
+            ("status", plain),
         ),
-        (plain, plain, plain, instant, plain, money, plain),
-        streamed(_batches),
+        order_by=("submitted_at", "batch_id"),
     ),
     Dataset(
         "provider_profile.csv",
