@@ -19,6 +19,8 @@ from meritum_api.domains.analytics.errors import install_report_errors
 from meritum_api.domains.analytics.router import router as reports_router
 from meritum_api.domains.notifications.errors import install_notification_errors
 from meritum_api.domains.notifications.router import router as notifications_router
+from meritum_api.domains.subscriptions.errors import install_subscription_errors
+from meritum_api.domains.subscriptions.router import router as subscriptions_router
 from meritum_api.http.deps import AppDeps
 from meritum_api.http.docs import install_docs
 from meritum_api.http.errors import install_error_handlers
@@ -79,9 +81,11 @@ def create_app(deps: Deps) -> FastAPI:
     install_error_handlers(app)
     install_report_errors(app)
     install_notification_errors(app)
+    install_subscription_errors(app)
     install_auth(app)
     app.include_router(reports_router)
     app.include_router(notifications_router)
+    app.include_router(subscriptions_router)
     install_openapi(app)
     if development:
         install_docs(app, openapi_url="/openapi.json")

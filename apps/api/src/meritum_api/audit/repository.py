@@ -54,6 +54,13 @@ DETAIL_KINDS: Final[Mapping[str, type]] = MappingProxyType(
         "file_size_bytes": int,
         "bytes": int,
         "count": int,
+        # A subscription's changes, old and new values side by side.
+        "old_frequency": str,
+        "new_frequency": str,
+        "old_delivery_method": str,
+        "new_delivery_method": str,
+        "old_is_active": bool,
+        "new_is_active": bool,
     }
 )
 

@@ -8,6 +8,7 @@ database CHECK constraints.
 from __future__ import annotations
 
 import calendar
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
@@ -131,6 +132,36 @@ SUBSCRIBABLE_REPORT_TYPES: Final[frozenset[ReportType]] = frozenset(ReportType) 
     ReportType.ACCOUNTANT_SUMMARY,
     ReportType.ACCOUNTANT_DETAIL,
 }
+
+#: The frequencies each subscribable type allows; the first is the default.
+SUBSCRIPTION_FREQUENCIES: Final[Mapping[ReportType, tuple[SubscriptionFrequency, ...]]] = (
+    MappingProxyType(
+        {
+            ReportType.WEEKLY_SUMMARY: (SubscriptionFrequency.WEEKLY,),
+            ReportType.MONTHLY_PERFORMANCE: (
+                SubscriptionFrequency.MONTHLY,
+                SubscriptionFrequency.QUARTERLY,
+            ),
+            ReportType.RRNP_QUARTERLY: (SubscriptionFrequency.QUARTERLY,),
+            ReportType.WCB_TIMING: (SubscriptionFrequency.WEEKLY, SubscriptionFrequency.DAILY),
+            ReportType.REJECTION_DIGEST: (
+                SubscriptionFrequency.DAILY,
+                SubscriptionFrequency.WEEKLY,
+            ),
+        }
+    )
+)
+
+
+class RunOutcome(StrEnum):
+    """What one run of a subscription did (lower case, as stored)."""
+
+    GENERATED = "generated"
+    SKIPPED_EMPTY = "skipped_empty"
+
+
+#: After downtime a subscription catches up at most this many missed runs (the newest).
+MAX_CATCH_UP_RUNS: Final = 7
 
 #: How long a generated report (and its file) is kept, in days.
 RETENTION_DAYS: Final = MappingProxyType(

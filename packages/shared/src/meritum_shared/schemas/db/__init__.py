@@ -46,6 +46,12 @@ from meritum_shared.schemas.db.reference import (
     rejection_codes,
     wcb_timing_tiers,
 )
+from meritum_shared.schemas.db.subscriptions import (
+    ReportSubscription,
+    SubscriptionRun,
+    report_subscriptions,
+    subscription_runs,
+)
 
 __all__ = [
     "AUDIT_ACTIONS",
@@ -69,9 +75,11 @@ __all__ = [
     "RejectionCode",
     "ReportExportSecret",
     "ReportIdempotencyKey",
+    "ReportSubscription",
     "SafeGeneratedReport",
     "SelectGeneratedReport",
     "SubmissionBatch",
+    "SubscriptionRun",
     "User",
     "WcbTimingTier",
     "ai_coach_suggestions",
@@ -92,7 +100,9 @@ __all__ = [
     "rejection_codes",
     "report_export_secrets",
     "report_idempotency_keys",
+    "report_subscriptions",
     "submission_batches",
+    "subscription_runs",
     "users",
     "wcb_timing_tiers",
 ]

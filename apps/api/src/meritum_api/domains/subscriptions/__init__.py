@@ -1,0 +1,1 @@
+"""Report subscriptions: the API, and the scheduler that produces their reports."""
