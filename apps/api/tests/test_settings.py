@@ -21,6 +21,7 @@ CRON_DEFAULTS = {
     "cleanup_cron": timedelta(minutes=5),
     "session_purge_cron": timedelta(minutes=15),
     "expiring_check_cron": timedelta(minutes=15),
+    "subscription_schedule_cron": timedelta(minutes=1),
 }
 
 

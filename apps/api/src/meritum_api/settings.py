@@ -160,6 +160,8 @@ class Settings(BaseSettings):
     email_backoff_seconds: int = Field(default=3, ge=0, le=60)
     #: How often reports about to expire undownloaded are looked for (cron).
     expiring_check_cron: CronExpression = "*/15 * * * *"
+    #: How often the scheduler looks for due subscriptions (cron: every minute).
+    subscription_schedule_cron: CronExpression = "* * * * *"
     #: Count Alberta's optional holidays (Easter Monday, Heritage Day, Truth and
     #: Reconciliation Day, Boxing Day) as non-business days.
     optional_holidays: bool = False

@@ -13,6 +13,7 @@ from meritum_api.db.cluster import libpq_dsn
 from meritum_api.domains.analytics import jobs as report_jobs
 from meritum_api.domains.notifications import jobs as notification_jobs
 from meritum_api.domains.notifications.outbox import SEND_EMAIL
+from meritum_api.domains.subscriptions import jobs as subscription_jobs
 from meritum_api.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def register_all(app: procrastinate.App, settings: Settings) -> None:
     app.add_tasks_from(report_jobs.blueprint(settings), namespace=report_jobs.NAMESPACE)
     app.add_tasks_from(auth_jobs.blueprint(settings), namespace=auth_jobs.NAMESPACE)
     app.add_tasks_from(notification_jobs.blueprint(settings), namespace=notification_jobs.NAMESPACE)
+    app.add_tasks_from(subscription_jobs.blueprint(settings), namespace=subscription_jobs.NAMESPACE)
     app.add_tasks_from(
         maintenance.blueprint(settings, retry_when_stalled={report_jobs.GENERATE, SEND_EMAIL}),
         namespace=maintenance.NAMESPACE,

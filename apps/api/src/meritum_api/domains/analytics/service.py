@@ -36,7 +36,12 @@ from meritum_api.domains.analytics.exceptions import (
 from meritum_api.domains.analytics.generators import is_supported
 from meritum_api.domains.analytics.jobs import defer_generation
 from meritum_api.domains.analytics.schemas import ReportPage, ReportView
-from meritum_shared.constants.analytics import AuditAction, ReportFormat, ReportType
+from meritum_shared.constants.analytics import (
+    SUBSCRIBABLE_REPORT_TYPES,
+    AuditAction,
+    ReportFormat,
+    ReportType,
+)
 from meritum_shared.schemas.validation.analytics import (
     ACCOUNTANT_OUTPUT,
     AccountantExportRequest,
@@ -206,6 +211,47 @@ def request_accountant_export(
             details={"report_type": report_type.value, "format": format.value},
         )
     return requested
+
+
+def request_scheduled(
+    *,
+    session: Session,
+    ctx: AuthContext,
+    queue: procrastinate.App,
+    report_type: ReportType,
+    period_start: date,
+    period_end: date,
+) -> ReportView:
+    """Queue a subscription's report of a period: scheduled, PDF, the 90-day link.
+
+    The scheduler's way in, beside the on-demand requests: the same insert
+    and the same job in the caller's transaction (so a committed run always
+    has its report and job), audited as report_generated with no acting user.
+    """
+    if report_type not in SUBSCRIBABLE_REPORT_TYPES:
+        raise UnsupportedReport.for_pair(report_type, ReportFormat.PDF)
+    report = repository.create_report(
+        session=session,
+        ctx=ctx,
+        report_type=report_type,
+        format=ReportFormat.PDF,
+        period_start=period_start,
+        period_end=period_end,
+        scheduled=True,
+    )
+    defer_generation(queue=queue, session=session, report_id=report.report_id)
+    audit.record(
+        session=session,
+        ctx=ctx,
+        action=AuditAction.REPORT_GENERATED,
+        resource_id=report.report_id,
+        details={
+            "report_type": report_type.value,
+            "format": ReportFormat.PDF.value,
+            "scheduled": True,
+        },
+    )
+    return report
 
 
 def request_data_portability(

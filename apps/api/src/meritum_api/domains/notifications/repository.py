@@ -72,14 +72,20 @@ def _insert_for(
     event: NotificationEvent,
     at: datetime,
     who: ColumnElement[bool],
+    delivery: DeliveryMethod | None,
 ) -> list[Written]:
+    method: ColumnElement[str] = (
+        func.coalesce(P.delivery_method, DeliveryMethod.IN_APP.value)
+        if delivery is None
+        else literal(delivery.value)
+    )
     recipients = (
         select(
             U.user_id,
             literal(report.provider_id),
             literal(event.value),
             literal(report.report_id),
-            func.coalesce(P.delivery_method, DeliveryMethod.IN_APP.value),
+            method,
             literal(at),
         )
         .select_from(users.outerjoin(notification_preferences, P.user_id == U.user_id))
@@ -100,7 +106,8 @@ _HOLDERS = text(
     f"""
     INSERT INTO notifications (user_id, provider_id, event, report_id, delivery, created_at)
     SELECT u.user_id, u.provider_id, :event, :report_id,
-           coalesce(p.delivery_method, '{DeliveryMethod.IN_APP.value}'), :at
+           coalesce(CAST(:delivery AS varchar), p.delivery_method,
+                    '{DeliveryMethod.IN_APP.value}'), :at
     FROM users u
     LEFT JOIN notification_preferences p ON p.user_id = u.user_id
     WHERE u.provider_id = :provider_id
@@ -118,8 +125,13 @@ def notify_holders(
     event: NotificationEvent,
     permission: Permission,
     at: datetime,
+    delivery: DeliveryMethod | None = None,
 ) -> list[Written]:
-    """Notify the report's physician and each of their delegates holding ``permission``."""
+    """Notify the report's physician and each of their delegates holding ``permission``.
+
+    ``delivery`` (a scheduled report's subscription) applies to every
+    recipient; None leaves each recipient's own preference.
+    """
     rows = session.execute(
         _HOLDERS,
         {
@@ -128,15 +140,24 @@ def notify_holders(
             "provider_id": report.provider_id,
             "permission": permission.value,
             "at": at,
+            "delivery": None if delivery is None else delivery.value,
         },
     )
     return _written(rows)
 
 
 def notify_requester(
-    *, session: Session, report: ReportView, event: NotificationEvent, at: datetime
+    *,
+    session: Session,
+    report: ReportView,
+    event: NotificationEvent,
+    at: datetime,
+    delivery: DeliveryMethod | None = None,
 ) -> list[Written]:
-    """Notify who asked for the report (its audit entry's actor), else the physician."""
+    """Notify who asked for the report (its audit entry's actor), else the physician.
+
+    ``delivery`` as for :func:`notify_holders`.
+    """
     physician = (
         select(U.user_id)
         .where(U.provider_id == report.provider_id, U.role == UserRole.PHYSICIAN)
@@ -159,16 +180,25 @@ def notify_requester(
             .scalar_subquery()
         )
         who = U.user_id == func.coalesce(asked, physician)
-    return _insert_for(session=session, report=report, event=event, at=at, who=who)
+    return _insert_for(
+        session=session, report=report, event=event, at=at, who=who, delivery=delivery
+    )
 
 
 #: Ready reports not downloaded whose link ends within their notice, joined to every
 #: recipient allowed to see them; one statement, at most once per report and user.
+#: A scheduled report is delivered as its subscription says, like its ready notice.
 _EXPIRING = text(
     f"""
     INSERT INTO notifications (user_id, provider_id, event, report_id, delivery, created_at)
     SELECT u.user_id, r.provider_id, :event, r.report_id,
-           coalesce(p.delivery_method, '{DeliveryMethod.IN_APP.value}'), :now
+           CASE WHEN r.scheduled
+                THEN coalesce((SELECT s.delivery_method
+                               FROM subscription_runs sr
+                               JOIN report_subscriptions s USING (subscription_id)
+                               WHERE sr.report_id = r.report_id),
+                              '{DeliveryMethod.IN_APP.value}')
+                ELSE coalesce(p.delivery_method, '{DeliveryMethod.IN_APP.value}') END, :now
     FROM generated_reports r
     JOIN users u ON u.provider_id = r.provider_id
     LEFT JOIN notification_preferences p ON p.user_id = u.user_id
