@@ -87,9 +87,14 @@ def create_report(
     period_start: date | None,
     period_end: date | None,
     scheduled: bool = False,
+    report_id: uuid.UUID | None = None,
 ) -> ReportView:
-    """Insert a pending report; its key and link expiry are fixed from ids and type."""
-    report_id = uuid.uuid4()
+    """Insert a pending report; its key and link expiry are fixed from ids and type.
+
+    ``report_id`` is chosen here unless the caller has already referred to it
+    (a subscription's run names its report before the report is inserted).
+    """
+    report_id = report_id or uuid.uuid4()
     days = RETENTION_DAYS[report_origin(report_type, scheduled=scheduled)]
     row = session.execute(
         insert(generated_reports)

@@ -221,12 +221,14 @@ def request_scheduled(
     report_type: ReportType,
     period_start: date,
     period_end: date,
+    report_id: uuid.UUID | None = None,
 ) -> ReportView:
     """Queue a subscription's report of a period: scheduled, PDF, the 90-day link.
 
     The scheduler's way in, beside the on-demand requests: the same insert
-    and the same job in the caller's transaction (so a committed run always
-    has its report and job), audited as report_generated with no acting user.
+    and the same job in the caller's transaction, so a committed run always
+    has its report and its job. No audit entry: no user asked, and the
+    subscription's run row records why the report exists.
     """
     if report_type not in SUBSCRIBABLE_REPORT_TYPES:
         raise UnsupportedReport.for_pair(report_type, ReportFormat.PDF)
@@ -238,19 +240,9 @@ def request_scheduled(
         period_start=period_start,
         period_end=period_end,
         scheduled=True,
+        report_id=report_id,
     )
     defer_generation(queue=queue, session=session, report_id=report.report_id)
-    audit.record(
-        session=session,
-        ctx=ctx,
-        action=AuditAction.REPORT_GENERATED,
-        resource_id=report.report_id,
-        details={
-            "report_type": report_type.value,
-            "format": ReportFormat.PDF.value,
-            "scheduled": True,
-        },
-    )
     return report
 
 

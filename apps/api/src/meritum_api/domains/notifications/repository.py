@@ -49,6 +49,8 @@ from meritum_shared.schemas.db import (
     generated_reports,
     notification_preferences,
     notifications,
+    report_subscriptions,
+    subscription_runs,
     users,
 )
 
@@ -56,6 +58,8 @@ N = notifications.c
 U = users.c
 P = notification_preferences.c
 R = generated_reports.c
+SUB = report_subscriptions.c
+RUNS = subscription_runs.c
 
 _INSERTED = ["user_id", "provider_id", "event", "report_id", "delivery", "created_at"]
 _CONFLICT = ["report_id", "user_id", "event"]
@@ -72,13 +76,16 @@ def _insert_for(
     event: NotificationEvent,
     at: datetime,
     who: ColumnElement[bool],
-    delivery: DeliveryMethod | None,
 ) -> list[Written]:
-    method: ColumnElement[str] = (
-        func.coalesce(P.delivery_method, DeliveryMethod.IN_APP.value)
-        if delivery is None
-        else literal(delivery.value)
-    )
+    chosen: ColumnElement[str] = P.delivery_method
+    if report.scheduled:  # as _SUBSCRIPTION_DELIVERY says
+        chosen = (
+            select(SUB.delivery_method)
+            .join_from(subscription_runs, report_subscriptions)
+            .where(RUNS.report_id == report.report_id)
+            .scalar_subquery()
+        )
+    method = func.coalesce(chosen, DeliveryMethod.IN_APP.value)
     recipients = (
         select(
             U.user_id,
@@ -100,14 +107,25 @@ def _insert_for(
     return _written(rows)
 
 
+#: How a scheduled report is delivered: as its subscription says, to every recipient
+#: (in the app only once the subscription is cancelled). Uncorrelated with the
+#: recipients, so PostgreSQL evaluates it once (an InitPlan), and only for a
+#: scheduled report.
+_SUBSCRIPTION_DELIVERY = (
+    "coalesce((SELECT s.delivery_method FROM subscription_runs sr "
+    "JOIN report_subscriptions s USING (subscription_id) WHERE sr.report_id = {report}), "
+    f"'{DeliveryMethod.IN_APP.value}')"
+)
+
+
 #: The physician and each delegate holding a permission, one row each, in one statement
 #: (text, not a constructed statement: it runs in every ready transaction).
 _HOLDERS = text(
     f"""
     INSERT INTO notifications (user_id, provider_id, event, report_id, delivery, created_at)
     SELECT u.user_id, u.provider_id, :event, :report_id,
-           coalesce(CAST(:delivery AS varchar), p.delivery_method,
-                    '{DeliveryMethod.IN_APP.value}'), :at
+           CASE WHEN :scheduled THEN {_SUBSCRIPTION_DELIVERY.format(report=":report_id")}
+                ELSE coalesce(p.delivery_method, '{DeliveryMethod.IN_APP.value}') END, :at
     FROM users u
     LEFT JOIN notification_preferences p ON p.user_id = u.user_id
     WHERE u.provider_id = :provider_id
@@ -125,12 +143,11 @@ def notify_holders(
     event: NotificationEvent,
     permission: Permission,
     at: datetime,
-    delivery: DeliveryMethod | None = None,
 ) -> list[Written]:
     """Notify the report's physician and each of their delegates holding ``permission``.
 
-    ``delivery`` (a scheduled report's subscription) applies to every
-    recipient; None leaves each recipient's own preference.
+    Each is told as their own preference says, or for a scheduled report as
+    its subscription says.
     """
     rows = session.execute(
         _HOLDERS,
@@ -140,7 +157,7 @@ def notify_holders(
             "provider_id": report.provider_id,
             "permission": permission.value,
             "at": at,
-            "delivery": None if delivery is None else delivery.value,
+            "scheduled": report.scheduled,
         },
     )
     return _written(rows)
@@ -152,11 +169,10 @@ def notify_requester(
     report: ReportView,
     event: NotificationEvent,
     at: datetime,
-    delivery: DeliveryMethod | None = None,
 ) -> list[Written]:
     """Notify who asked for the report (its audit entry's actor), else the physician.
 
-    ``delivery`` as for :func:`notify_holders`.
+    Delivered as for :func:`notify_holders`.
     """
     physician = (
         select(U.user_id)
@@ -180,9 +196,7 @@ def notify_requester(
             .scalar_subquery()
         )
         who = U.user_id == func.coalesce(asked, physician)
-    return _insert_for(
-        session=session, report=report, event=event, at=at, who=who, delivery=delivery
-    )
+    return _insert_for(session=session, report=report, event=event, at=at, who=who)
 
 
 #: Ready reports not downloaded whose link ends within their notice, joined to every
@@ -192,12 +206,7 @@ _EXPIRING = text(
     f"""
     INSERT INTO notifications (user_id, provider_id, event, report_id, delivery, created_at)
     SELECT u.user_id, r.provider_id, :event, r.report_id,
-           CASE WHEN r.scheduled
-                THEN coalesce((SELECT s.delivery_method
-                               FROM subscription_runs sr
-                               JOIN report_subscriptions s USING (subscription_id)
-                               WHERE sr.report_id = r.report_id),
-                              '{DeliveryMethod.IN_APP.value}')
+           CASE WHEN r.scheduled THEN {_SUBSCRIPTION_DELIVERY.format(report="r.report_id")}
                 ELSE coalesce(p.delivery_method, '{DeliveryMethod.IN_APP.value}') END, :now
     FROM generated_reports r
     JOIN users u ON u.provider_id = r.provider_id

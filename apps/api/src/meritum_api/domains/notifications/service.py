@@ -18,7 +18,6 @@ from meritum_api.domains.notifications import messages, repository
 from meritum_api.domains.notifications.exceptions import MailNotConfigured, NotificationNotFound
 from meritum_api.domains.notifications.outbox import defer_emails
 from meritum_api.domains.notifications.schemas import NotificationPage, NotificationView, Written
-from meritum_api.domains.subscriptions import repository as subscriptions
 from meritum_shared.constants.analytics import DeliveryMethod, ReportStatus
 from meritum_shared.constants.notifications import (
     NotificationEvent,
@@ -32,23 +31,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _scheduled_delivery(session: Session, report: ReportView) -> DeliveryMethod | None:
-    """How a scheduled report is delivered: its subscription says (in-app once cancelled).
-
-    None for an on-demand report, whose recipients' own preferences apply.
-    """
-    if not report.scheduled:
-        return None
-    method = subscriptions.delivery_of_report(session=session, report_id=report.report_id)
-    return DeliveryMethod.IN_APP if method is None else method
-
-
 def notify_settled(deps: Deps, session: Session, report: ReportView) -> None:
     """The settle effect: notices (and their email jobs) for a report now ready or failed."""
     at = deps.clock.now()
     if report.status not in (ReportStatus.READY, ReportStatus.FAILED):
         return
-    delivery = _scheduled_delivery(session, report)
     written: list[Written]
     if report.status is ReportStatus.READY:
         written = repository.notify_holders(
@@ -57,7 +44,6 @@ def notify_settled(deps: Deps, session: Session, report: ReportView) -> None:
             event=ready_event(report.report_type),
             permission=viewing_permission(report.report_type),
             at=at,
-            delivery=delivery,
         )
     else:
         written = repository.notify_requester(
@@ -65,7 +51,6 @@ def notify_settled(deps: Deps, session: Session, report: ReportView) -> None:
             report=report,
             event=NotificationEvent.REPORT_FAILED,
             at=at,
-            delivery=delivery,
         )
     defer_emails(queue=deps.queue, session=session, written=written)
 

@@ -129,10 +129,17 @@ def delete_subscription(
 #: and its next_run_at advanced before anyone else can see it due again.
 #: Served by the partial index ix_report_subscriptions_due (EXPLAIN: an index
 #: scan in next_run_at order, stopping at the first row not locked).
+#: The same statement makes the transaction's commit asynchronous
+#: (``set_config(..., is_local => true)``, one round trip fewer than a SET):
+#: a lost scheduler transaction is redone by the next run, since nothing of it
+#: was visible and the subscription is due again; any later transaction that
+#: depends on it (the worker taking its job, making its report ready) commits
+#: durably, which flushes this one's WAL first.
 _CLAIM_DUE = text(
     """
     SELECT subscription_id, provider_id, report_type, frequency, delivery_method, is_active,
-           next_run_at, last_run_at, created_at, updated_at
+           next_run_at, last_run_at, created_at, updated_at,
+           set_config('synchronous_commit', 'off', true) AS commit_mode
     FROM report_subscriptions
     WHERE is_active AND next_run_at <= :now AND subscription_id <> ALL (:skip)
     ORDER BY next_run_at
@@ -152,8 +159,9 @@ def claim_due(
 
 _RECORD_RUN = text(
     """
-    INSERT INTO subscription_runs (subscription_id, period_start, period_end, outcome, ran_at)
-    VALUES (:subscription_id, :period_start, :period_end, :outcome, :ran_at)
+    INSERT INTO subscription_runs (subscription_id, period_start, period_end, outcome,
+                                   report_id, ran_at)
+    VALUES (:subscription_id, :period_start, :period_end, :outcome, :report_id, :ran_at)
     ON CONFLICT (subscription_id, period_start, period_end) DO NOTHING
     RETURNING run_id
     """
@@ -167,28 +175,26 @@ def record_run(
     period_start: date,
     period_end: date,
     outcome: RunOutcome,
+    report_id: uuid.UUID | None,
     ran_at: datetime,
-) -> uuid.UUID | None:
-    """Record a period's run; None if it was recorded before (it is then not produced again)."""
-    run_id: uuid.UUID | None = session.execute(
+) -> bool:
+    """Record a period's run; False if it was recorded before (it is then not produced again).
+
+    ``report_id`` names the report the caller inserts next, in the same
+    transaction (the reference is checked at commit).
+    """
+    inserted = session.execute(
         _RECORD_RUN,
         {
             "subscription_id": subscription_id,
             "period_start": period_start,
             "period_end": period_end,
             "outcome": outcome.value,
+            "report_id": report_id,
             "ran_at": ran_at,
         },
     ).scalar_one_or_none()
-    return run_id
-
-
-_ATTACH = text("UPDATE subscription_runs SET report_id = :report_id WHERE run_id = :run_id")
-
-
-def attach_report(*, session: Session, run_id: uuid.UUID, report_id: uuid.UUID) -> None:
-    """Link a run to the report it produced."""
-    session.execute(_ATTACH, {"run_id": run_id, "report_id": report_id})
+    return inserted is not None
 
 
 _ADVANCE = text(

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from meritum_api.context import AuthContext
@@ -88,29 +87,30 @@ def produce(
         empty = subscription.report_type is ReportType.REJECTION_DIGEST and not has_rejections(
             conn=session.connection(), ctx=ctx, period=Period(run.period_start, run.period_end)
         )
-        run_id = repository.record_run(
+        report_id = None if empty else uuid.uuid4()
+        if not repository.record_run(
             session=session,
             subscription_id=subscription.subscription_id,
             period_start=run.period_start,
             period_end=run.period_end,
             outcome=RunOutcome.SKIPPED_EMPTY if empty else RunOutcome.GENERATED,
+            report_id=report_id,
             ran_at=now,
-        )
-        if run_id is None:
+        ):
             recorded += 1
             continue
-        if empty:
+        if report_id is None:
             skipped += 1
             continue
-        report = reports.request_scheduled(
+        reports.request_scheduled(
             session=session,
             ctx=ctx,
             queue=deps.queue,
             report_type=subscription.report_type,
             period_start=run.period_start,
             period_end=run.period_end,
+            report_id=report_id,
         )
-        repository.attach_report(session=session, run_id=run_id, report_id=report.report_id)
         generated += 1
     repository.advance(
         session=session,
@@ -125,14 +125,6 @@ def produce(
     )
 
 
-#: A lost scheduler transaction is redone by the next run (nothing of it is
-#: visible until it commits, and the subscription is then due again), so it
-#: need not wait for its WAL flush. Any later transaction that depends on it
-#: (the worker making its report ready) commits synchronously, which flushes
-#: this one's WAL first.
-_ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
-
-
 def run_due(*, deps: Deps) -> SchedulerResult:
     """Produce every due subscription, one transaction each, until none is due."""
     total = SchedulerResult()
@@ -141,7 +133,6 @@ def run_due(*, deps: Deps) -> SchedulerResult:
         claimed: SubscriptionView | None = None
         try:
             with deps.session_factory.begin() as session:
-                session.execute(_ASYNC_COMMIT)
                 now = deps.clock.now()
                 claimed = repository.claim_due(session=session, now=now, skip=failed)
                 if claimed is None:

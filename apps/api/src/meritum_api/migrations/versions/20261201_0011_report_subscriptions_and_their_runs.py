@@ -4,8 +4,9 @@
 type, with the next instant it is due (the scheduler claims active ones by
 ``next_run_at`` through a partial index); ``subscription_runs`` records each
 period a subscription produced or skipped, unique per (subscription, period)
-so that no period is ever produced twice. A run outlives the report it made:
-the retention cleanup deleting a report sets ``report_id`` to NULL.
+so that no period is ever produced twice. A run outlives the report it made
+(deleting a report sets ``report_id`` to NULL); the reference is checked at
+commit, since the scheduler records a run before inserting its report.
 
 Revision ID: 0011
 Revises: 0010
@@ -150,6 +151,8 @@ def upgrade() -> None:
             ["generated_reports.report_id"],
             name=op.f("fk_subscription_runs_report_id_generated_reports"),
             ondelete="SET NULL",
+            initially="DEFERRED",
+            deferrable=True,
         ),
         sa.ForeignKeyConstraint(
             ["subscription_id"],

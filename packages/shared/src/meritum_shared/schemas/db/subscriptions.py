@@ -119,7 +119,7 @@ class SubscriptionRun(Base):
         # A period is never produced twice: the scheduler inserts with ON CONFLICT DO NOTHING.
         UniqueConstraint("subscription_id", "period_start", "period_end"),
         # Finding the subscription of a scheduled report (its delivery), and the
-        # ON DELETE SET NULL when the retention cleanup deletes a report.
+        # ON DELETE SET NULL when a report is deleted.
         Index("ix_subscription_runs_report_id", "report_id"),
     )
 
@@ -134,9 +134,18 @@ class SubscriptionRun(Base):
     period_start: Mapped[date] = mapped_column(Date, nullable=False)
     period_end: Mapped[date] = mapped_column(Date, nullable=False)
     outcome: Mapped[RunOutcome] = mapped_column(_varchar_enum(RunOutcome, 20), nullable=False)
-    #: The report produced; NULL when skipped, or once retention has deleted it.
+    #: The report produced; NULL when skipped, or once retention has deleted it. Checked
+    #: at commit: the scheduler records the run (which decides whether the period is
+    #: produced at all) before it inserts the report the run names.
     report_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("generated_reports.report_id", ondelete="SET NULL"), nullable=True
+        Uuid,
+        ForeignKey(
+            "generated_reports.report_id",
+            ondelete="SET NULL",
+            deferrable=True,
+            initially="DEFERRED",
+        ),
+        nullable=True,
     )
     ran_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
