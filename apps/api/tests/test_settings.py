@@ -9,11 +9,15 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import procrastinate
+import procrastinate.testing
 import pytest
 from croniter import croniter
 from pydantic import ValidationError
 
+from meritum_api.domains.notifications.outbox import SEND_EMAIL
 from meritum_api.settings import Settings
+from meritum_api.tasks import register_all
 
 #: Each cron setting and the interval its default promises.
 CRON_DEFAULTS = {
@@ -103,3 +107,19 @@ def test_bad_settings_give_one_clear_line_and_a_non_zero_exit(
     assert expected in lines[0]
     assert "Traceback" not in done.stderr + done.stdout
     assert "hunter2secret" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(
+    ("setting", "task"), [("generation_retries", "reports:generate"), ("email_retries", SEND_EMAIL)]
+)
+def test_zero_retries_means_one_attempt_not_unlimited(setting: str, task: str) -> None:
+    # procrastinate reads a strategy's max_attempts=0 as "no limit".
+    def strategy(retries: int) -> object:
+        app = procrastinate.App(connector=procrastinate.testing.InMemoryConnector())
+        register_all(app, Settings.model_validate({setting: retries}))
+        return app.tasks[task].retry_strategy
+
+    assert strategy(0) is None
+    two = strategy(2)
+    assert isinstance(two, procrastinate.RetryStrategy)
+    assert two.max_attempts == 2

@@ -33,17 +33,22 @@ def deps_of(context: JobContext) -> Deps:
 def blueprint(settings: Settings) -> Blueprint:
     """Generation (retried with backoff) and the periodic retention cleanup (a singleton)."""
     bp = Blueprint()
-    retry = RetryStrategy(
-        max_attempts=settings.generation_retries,
-        exponential_wait=settings.generation_backoff_seconds,
+    # procrastinate reads max_attempts=0 as "no limit": no retries is no strategy.
+    retry = (
+        RetryStrategy(
+            max_attempts=settings.generation_retries,
+            exponential_wait=settings.generation_backoff_seconds,
+        )
+        if settings.generation_retries
+        else None
     )
 
-    @bp.task(name="generate", queue=QUEUE, pass_context=True, retry=retry)
+    @bp.task(name="generate", queue=QUEUE, pass_context=True, retry=retry or False)
     def generate(context: JobContext, report_id: str) -> str:
         job = context.job
 
         def is_final(exc: BaseException) -> bool:
-            return retry.get_retry_decision(exception=exc, job=job) is None
+            return retry is None or retry.get_retry_decision(exception=exc, job=job) is None
 
         outcome = generate_report(
             deps=deps_of(context), report_id=uuid.UUID(report_id), is_final_attempt=is_final

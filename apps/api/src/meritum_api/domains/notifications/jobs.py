@@ -25,8 +25,13 @@ def _deps(context: JobContext) -> Deps:
 def blueprint(settings: Settings) -> Blueprint:
     """Sending one notification's email (retried with backoff) and the periodic reminder."""
     bp = Blueprint()
-    retry = RetryStrategy(
-        max_attempts=settings.email_retries, exponential_wait=settings.email_backoff_seconds
+    # procrastinate reads max_attempts=0 as "no limit": no retries is no strategy.
+    retry = (
+        RetryStrategy(
+            max_attempts=settings.email_retries, exponential_wait=settings.email_backoff_seconds
+        )
+        if settings.email_retries
+        else False
     )
 
     @bp.task(name="send_email", queue=QUEUE, pass_context=True, retry=retry)
