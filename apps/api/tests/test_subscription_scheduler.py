@@ -28,6 +28,7 @@ from meritum_api.deps import Deps, Role, build_deps
 from meritum_api.domains.analytics.generation import Outcome, generate_report
 from meritum_api.domains.analytics.generators import GenerationRequest
 from meritum_api.domains.analytics.jobs import GENERATE
+from meritum_api.domains.analytics.keys import storage_key
 from meritum_api.domains.notifications import service as notifications
 from meritum_api.domains.notifications.outbox import SEND_EMAIL
 from meritum_api.domains.subscriptions import service
@@ -39,8 +40,9 @@ from meritum_shared.constants.analytics import (
 )
 from meritum_shared.constants.auth import Permission, UserRole
 from meritum_shared.schemas.validation.subscriptions import SubscriptionCreate, SubscriptionUpdate
+from polling import wait_until
 from smtpserver import Inbox, smtp_server
-from workers import worker_settings
+from workers import in_process_worker, worker_settings
 
 #: Wednesday 1 April 2026, 09:00 in Edmonton (MDT): past that day's 06:00 run.
 START = datetime(2026, 4, 1, 15, 0, tzinfo=UTC)
@@ -72,9 +74,11 @@ def deps(db_url: str, root: Path, clock: ManualClock) -> Iterator[Deps]:
 
 @pytest.fixture(autouse=True)
 def _alone(engine: Engine) -> None:
-    """Each test's clock starts over: earlier tests' subscriptions would be due again."""
+    """Each test's clock starts over: earlier tests' subscriptions would be due again,
+    and their reports' jobs would be ahead of this test's in the queue."""
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM report_subscriptions"))
+        conn.execute(text("DELETE FROM procrastinate_jobs WHERE status = 'todo'"))
 
 
 def _subscribe(
@@ -645,3 +649,59 @@ def test_a_new_subscription_first_runs_at_its_next_regular_instant(
     clock.advance(first.at - clock.now())
     assert run_due(deps=deps) == SchedulerResult(subscriptions=1, generated=1)
     assert _runs(engine, sid) == [(date(2026, 3, 1), date(2026, 3, 31), "generated", True)]
+
+
+def test_end_to_end_a_worker_schedules_generates_and_emails_a_scheduled_report(
+    db_url: str, root: Path, clock: ManualClock, engine: Engine
+) -> None:
+    """The clock moves past 06:00; a worker's scheduler, generator and outbox do the rest."""
+    inbox = Inbox()
+    with smtp_server(inbox) as port:
+        deps = _deps(
+            db_url,
+            root,
+            clock,
+            smtp_url=f"smtp://127.0.0.1:{port}",
+            subscription_schedule_cron="* * * * * *",
+            email_backoff_seconds="0",
+        )
+        try:
+            physician, viewer, _ = _team(engine)
+            sid = _subscribe(
+                deps,
+                physician.provider_id,
+                ReportType.REJECTION_DIGEST,
+                SubscriptionFrequency.DAILY,
+                DeliveryMethod.EMAIL,
+            )
+            _reject(engine, physician.provider_id, datetime(2026, 4, 1, 18, 0, tzinfo=UTC))
+            with in_process_worker(db_url, deps, poll_seconds=0.2):
+                clock.advance(timedelta(days=1))  # Thursday 2 April, 09:00: 1 April is due
+                wait_until(lambda: inbox.count() >= 2, timeout=60, what="the emails")
+            report_id = _report_of(engine, sid)
+            with engine.connect() as conn:
+                status, scheduled, size = conn.execute(
+                    text(
+                        "SELECT status, scheduled, file_size_bytes FROM generated_reports "
+                        "WHERE report_id = :r"
+                    ),
+                    {"r": report_id},
+                ).one()
+            assert (status, scheduled) == ("ready", True)
+            assert size > 0
+            assert b"".join(
+                deps.storage.read(
+                    storage_key(provider_id=physician.provider_id, report_id=report_id)
+                )
+            ).startswith(b"%PDF")
+            assert _notices(engine, report_id) == {
+                physician.user_id: ("REPORT_READY", "EMAIL"),
+                viewer.user_id: ("REPORT_READY", "EMAIL"),
+            }
+            messages = inbox.messages()
+            assert sorted(m["To"] for m in messages) == sorted([physician.email, viewer.email])
+            for message in messages:
+                assert message["Subject"] == "Your rejection digest for April 1, 2026 is ready"
+                assert message["List-Unsubscribe"] == f"<{PUBLIC_URL}/report-subscriptions>"
+        finally:
+            deps.close()
