@@ -705,3 +705,47 @@ def test_end_to_end_a_worker_schedules_generates_and_emails_a_scheduled_report(
                 assert message["List-Unsubscribe"] == f"<{PUBLIC_URL}/report-subscriptions>"
         finally:
             deps.close()
+
+
+def _plan_nodes(plan: dict[str, object]) -> Iterator[dict[str, object]]:
+    yield plan
+    for child in plan.get("Plans", []):  # type: ignore[attr-defined]
+        yield from _plan_nodes(child)
+
+
+def test_the_claim_walks_the_partial_due_index(engine: Engine) -> None:
+    with engine.begin() as conn:
+        providers = list(
+            conn.execute(
+                text(
+                    "INSERT INTO providers (billing_number, first_name, last_name) "
+                    "SELECT (7000000 + g)::text, 'F', 'L' FROM generate_series(1, 1000) g "
+                    "RETURNING provider_id"
+                )
+            ).scalars()
+        )
+        # 5,000 subscriptions due over the coming month, a fifth of them paused.
+        conn.execute(
+            text(
+                "INSERT INTO report_subscriptions (provider_id, report_type, frequency, "
+                "is_active, next_run_at) "
+                "SELECT p, t, CASE t WHEN 'WEEKLY_SUMMARY' THEN 'WEEKLY' "
+                "WHEN 'MONTHLY_PERFORMANCE' THEN 'MONTHLY' WHEN 'RRNP_QUARTERLY' THEN 'QUARTERLY' "
+                "ELSE 'DAILY' END, random() > 0.2, :start + random() * interval '30 days' "
+                "FROM unnest(CAST(:p AS uuid[])) p, unnest(ARRAY['WEEKLY_SUMMARY', "
+                "'MONTHLY_PERFORMANCE', 'RRNP_QUARTERLY', 'WCB_TIMING', 'REJECTION_DIGEST']) t"
+            ),
+            {"p": providers, "start": START},
+        )
+        conn.execute(text("ANALYZE report_subscriptions"))
+        raw = conn.exec_driver_sql(
+            "EXPLAIN (FORMAT JSON) SELECT subscription_id FROM report_subscriptions "
+            "WHERE is_active AND next_run_at <= %(now)s AND subscription_id <> ALL (%(skip)s) "
+            "ORDER BY next_run_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+            {"now": START + timedelta(days=1), "skip": []},
+        ).scalar_one()
+    nodes = list(_plan_nodes(raw[0]["Plan"]))
+    scans = [n for n in nodes if "Scan" in str(n["Node Type"])]
+    assert [(n["Node Type"], n.get("Index Name")) for n in scans] == [
+        ("Index Scan", "ix_report_subscriptions_due")
+    ]

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 NAMESPACE = "subscriptions"
 SCHEDULE = f"{NAMESPACE}:schedule"
+#: procrastinate runs higher priorities first (generation jobs have 0).
+SCHEDULER_PRIORITY = 10
 
 
 def _deps(context: JobContext) -> Deps:
@@ -34,7 +36,14 @@ def blueprint(settings: Settings) -> Blueprint:
     # cleanup). None of this is what makes a period produced once: that is
     # the row lock and the unique run (see scheduler.py), so two overlapping
     # runs would only share the work.
-    @bp.periodic(cron=settings.subscription_schedule_cron, periodic_id="scheduler")
+    #
+    # Ahead of other jobs: a run at 06:00 queues thousands of generation jobs,
+    # and the next run (after a crash, the rescue) must not wait behind them.
+    @bp.periodic(
+        cron=settings.subscription_schedule_cron,
+        periodic_id="scheduler",
+        priority=SCHEDULER_PRIORITY,
+    )
     @bp.task(
         name="schedule",
         queue="maintenance",
