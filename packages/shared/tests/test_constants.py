@@ -11,12 +11,14 @@ from meritum_shared.constants.analytics import (
     DOWNLOAD_LINK_EXPIRY_DAYS,
     RETENTION_DAYS,
     SUBSCRIBABLE_REPORT_TYPES,
+    SUBSCRIPTION_FREQUENCIES,
     AuditAction,
     DashboardPeriod,
     MetricKey,
     ReportOrigin,
     ReportStatus,
     ReportType,
+    SubscriptionFrequency,
     comparison_range,
     report_origin,
 )
@@ -37,6 +39,18 @@ def test_subscribable_types_exclude_the_on_demand_ones() -> None:
     assert ReportType.ACCOUNTANT_SUMMARY not in SUBSCRIBABLE_REPORT_TYPES
     assert ReportType.ACCOUNTANT_DETAIL not in SUBSCRIBABLE_REPORT_TYPES
     assert len(SUBSCRIBABLE_REPORT_TYPES) == 5
+
+
+def test_each_subscribable_type_allows_its_frequencies_default_first() -> None:
+    assert set(SUBSCRIPTION_FREQUENCIES) == SUBSCRIBABLE_REPORT_TYPES
+    f = SubscriptionFrequency
+    assert dict(SUBSCRIPTION_FREQUENCIES) == {
+        ReportType.WEEKLY_SUMMARY: (f.WEEKLY,),
+        ReportType.MONTHLY_PERFORMANCE: (f.MONTHLY, f.QUARTERLY),
+        ReportType.RRNP_QUARTERLY: (f.QUARTERLY,),
+        ReportType.WCB_TIMING: (f.WEEKLY, f.DAILY),
+        ReportType.REJECTION_DIGEST: (f.DAILY, f.WEEKLY),
+    }
 
 
 def test_retention_and_link_expiry() -> None:
