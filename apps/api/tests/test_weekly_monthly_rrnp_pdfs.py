@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import io
 import re
+import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pikepdf
 import pypdf
 import pytest
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, insert, text
 from sqlalchemy.orm import Session
 
-from factories import add_provider
+from factories import add_provider, report_values
+from meritum_api.db.cluster import fast_root
+from meritum_api.deps import Deps, Role, build_deps
+from meritum_api.domains.analytics.generation import Outcome, generate_report
 from meritum_api.domains.analytics.generators import (
     SCHEDULED,
     GenerationRequest,
@@ -33,8 +39,11 @@ from meritum_api.domains.analytics.generators import (
     is_supported,
     supported,
 )
+from meritum_api.domains.analytics.keys import storage_key
 from meritum_api.seed import seed_demo
 from meritum_shared.constants.analytics import ReportFormat, ReportType
+from meritum_shared.schemas.db import generated_reports
+from workers import worker_settings
 
 EDMONTON = ZoneInfo("America/Edmonton")
 TODAY = date(2026, 11, 15)
@@ -900,3 +909,49 @@ def test_scheduled_kinds_are_generated_but_never_requested_on_demand() -> None:
         assert generator_for(*pair) is SCHEDULED[pair]
         assert not is_supported(*pair)
         assert pair not in supported()
+
+
+@pytest.fixture(scope="module")
+def deps(db_url: str) -> Iterator[Deps]:
+    with tempfile.TemporaryDirectory(prefix="meritum-scheduled-", dir=fast_root()) as path:
+        built = build_deps(
+            worker_settings(db_url, Path(path) / "reports"), db_url, role=Role.COMMAND
+        )
+        yield built
+        built.close()
+
+
+@pytest.mark.parametrize("report_type", SCHEDULED_TYPES)
+def test_a_scheduled_report_row_is_generated_by_the_worker_path(
+    deps: Deps, physicians: list[uuid.UUID], report_type: ReportType
+) -> None:
+    provider_id = physicians[0]
+    period = PERIOD_OF[report_type]
+    report_id = uuid.uuid4()
+    key = storage_key(provider_id=provider_id, report_id=report_id)
+    with deps.session_factory.begin() as session:
+        session.execute(
+            insert(generated_reports).values(
+                **report_values(
+                    provider_id,
+                    report_id=report_id,
+                    file_path=key,
+                    report_type=report_type,
+                    format=ReportFormat.PDF,
+                    period_start=period[0],
+                    period_end=period[1],
+                    scheduled=True,
+                    download_link_expires_at=datetime.now(UTC) + timedelta(days=90),
+                )
+            )
+        )
+    outcome = generate_report(deps=deps, report_id=report_id, is_final_attempt=lambda exc: True)
+    assert outcome is Outcome.READY
+    with deps.engine.connect() as conn:
+        status = _scalar(
+            conn, "SELECT status FROM generated_reports WHERE report_id = :r", r=report_id
+        )
+    assert status == "ready"
+    read = _read(b"".join(deps.storage.read(key)))
+    assert read.metadata["/Title"].endswith(f"{period[0]} to {period[1]}")
+    assert f"Report {report_id}" in read.pages[0]
