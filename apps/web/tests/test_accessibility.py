@@ -12,8 +12,13 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, expect
 from sqlalchemy import func, insert, literal, select, text, update
 
+from meritum_api.context import AuthContext
 from meritum_api.deps import Deps
-from meritum_shared.schemas.db import GeneratedReport
+from meritum_api.domains.subscriptions import service as subscriptions
+from meritum_shared.constants.analytics import ReportType
+from meritum_shared.constants.auth import PHYSICIAN_PERMISSIONS
+from meritum_shared.schemas.db import GeneratedReport, users
+from meritum_shared.schemas.validation.subscriptions import SubscriptionCreate, SubscriptionUpdate
 from webtab import DELEGATE, PHYSICIAN, SHOTS, Tab, open_tab
 
 WIDTHS: Final = (1280, 375)
@@ -75,6 +80,27 @@ def reports(browser: Browser, base_url: str, runtime: Deps) -> Reports:
                 ).where(GeneratedReport.report_id == uuid.UUID(made[0])),
             )
         )
+    # Two subscriptions, one of them paused, for the scheduled reports page.
+    with runtime.engine.connect() as conn:
+        user_id, provider_id = conn.execute(
+            select(users.c.user_id, users.c.provider_id).where(users.c.email == PHYSICIAN)
+        ).one()
+    ctx = AuthContext(provider_id=provider_id, user_id=user_id, permissions=PHYSICIAN_PERMISSIONS)
+    with runtime.session_factory.begin() as session:
+        for kind in (ReportType.WEEKLY_SUMMARY, ReportType.REJECTION_DIGEST):
+            made_sub = subscriptions.create_subscription(
+                deps=runtime,
+                session=session,
+                ctx=ctx,
+                request=SubscriptionCreate(report_type=kind),
+            )
+        subscriptions.update_subscription(
+            deps=runtime,
+            session=session,
+            ctx=ctx,
+            subscription_id=made_sub.subscription_id,
+            request=SubscriptionUpdate(is_active=False),
+        )
     return Reports(ready=made[0], expired=made[1])
 
 
@@ -89,10 +115,12 @@ def _pages(reports: Reports) -> list[tuple[str, str | None, str, int]]:
         ("detail-expired", PHYSICIAN, f"/reports/{reports.expired}", 200),
         ("data-portability", PHYSICIAN, "/data-portability", 200),
         ("notifications", PHYSICIAN, "/notifications", 200),
+        ("scheduled-reports", PHYSICIAN, "/scheduled-reports", 200),
         ("not-found", PHYSICIAN, f"/reports/{uuid.uuid4()}", 404),
         ("delegate-reports", DELEGATE, "/", 200),
         ("delegate-forbidden", DELEGATE, "/data-portability", 403),
         ("delegate-notifications", DELEGATE, "/notifications", 200),
+        ("delegate-scheduled-reports", DELEGATE, "/scheduled-reports", 200),
     ]
 
 
@@ -160,6 +188,17 @@ def test_every_page_is_accessible_clean_and_photographed(
         if found := blocking_violations(physician):
             problems["request-errors"] = found
         shoot(physician, "request-errors", width)
+        # A schedule the kind does not allow, said beside the form.
+        physician.go("/scheduled-reports")
+        new = physician.page.get_by_role("form", name="Schedule a report")
+        new.get_by_label("Kind").select_option(label="Monthly performance")
+        new.get_by_label("Frequency").select_option(label="Daily")
+        new.get_by_role("button", name="Schedule it").click()
+        physician.page.wait_for_load_state()
+        expect(physician.page.locator("#subscription-error")).to_be_visible()
+        if found := blocking_violations(physician):
+            problems["scheduled-reports-error"] = found
+        shoot(physician, "scheduled-reports-error", width)
     finally:
         for tab in signed_in_as.values():
             tab.page.context.close()

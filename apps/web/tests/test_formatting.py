@@ -87,3 +87,13 @@ def test_period_presets(today: date, preset: Preset, expected: tuple[date, date]
 )
 def test_sign_in_leads_back_only_to_our_pages(asked: str | None, goes_to: str) -> None:
     assert safe_next(asked) == goes_to
+
+
+def test_a_run_time_says_its_weekday_on_edmontons_clock() -> None:
+    # 06:00 in Edmonton on Monday 7 December 2026 (MST) is 13:00 UTC.
+    monday = datetime(2026, 12, 7, 13, 0, tzinfo=UTC)
+    assert formatting.run_time(monday, now=NOW) == "Mon 7 Dec, 06:00"
+    # After the clocks go forward (MDT, UTC-6), 06:00 is 12:00 UTC; another year shows it.
+    assert formatting.run_time(datetime(2027, 4, 5, 12, 0, tzinfo=UTC), now=NOW) == (
+        "Mon 5 Apr 2027, 06:00"
+    )

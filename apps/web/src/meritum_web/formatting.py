@@ -53,6 +53,11 @@ def when(instant: datetime, *, now: datetime) -> str:
     return f"{there.day} {there:%b}{year}, {there:%H:%M}"
 
 
+def run_time(instant: datetime, *, now: datetime) -> str:
+    """``Mon 7 Dec, 06:00``: when a scheduled report runs, with its weekday (Edmonton time)."""
+    return f"{local(instant):%a} {when(instant, now=now)}"
+
+
 def day(value: date) -> str:
     """``2 Mar 2026``."""
     return f"{value.day} {value:%b %Y}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Final
@@ -36,7 +37,21 @@ from meritum_api.domains.analytics.schemas import ReportView
 from meritum_api.domains.notifications import messages
 from meritum_api.domains.notifications import service as notices
 from meritum_api.domains.notifications.exceptions import NotificationNotFound
-from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType
+from meritum_api.domains.subscriptions import service as subscriptions_service
+from meritum_api.domains.subscriptions.exceptions import (
+    FrequencyNotAllowed,
+    NotSubscribable,
+    SubscriptionExists,
+    SubscriptionNotFound,
+)
+from meritum_shared.constants.analytics import (
+    SUBSCRIPTION_FREQUENCIES,
+    DeliveryMethod,
+    ReportFormat,
+    ReportStatus,
+    ReportType,
+    SubscriptionFrequency,
+)
 from meritum_shared.constants.auth import Permission
 from meritum_shared.constants.notifications import NotificationEvent
 from meritum_shared.schemas.validation.analytics import (
@@ -47,6 +62,7 @@ from meritum_shared.schemas.validation.analytics import (
     DataPortabilityRequest,
     ReportListQuery,
 )
+from meritum_shared.schemas.validation.subscriptions import SubscriptionCreate, SubscriptionUpdate
 from meritum_shared.schemas.validation.text import Text
 from meritum_web import formatting
 from meritum_web.periods import PRESET_LABELS, Preset, preset_range
@@ -724,3 +740,263 @@ def read_notification(
             message="There is no such notification among yours.",
         )
     return RedirectResponse(_notices_url(_page_number(page)), status_code=303)
+
+
+# --- scheduled reports ----------------------------------------------------------------------
+
+FREQUENCY_LABELS: Final = {
+    SubscriptionFrequency.DAILY: "Daily",
+    SubscriptionFrequency.WEEKLY: "Weekly",
+    SubscriptionFrequency.MONTHLY: "Monthly",
+    SubscriptionFrequency.QUARTERLY: "Quarterly",
+}
+DELIVERY_LABELS: Final = {
+    DeliveryMethod.IN_APP: "In the app",
+    DeliveryMethod.EMAIL: "By email",
+    DeliveryMethod.BOTH: "In the app and by email",
+}
+#: What the page says after each change.
+_DONE: Final = {
+    "created": "The subscription is set up. Its first report comes at its next run.",
+    "changed": "The subscription is changed.",
+    "paused": "The subscription is paused: no report is made until you resume it.",
+    "resumed": "The subscription is running again from its next regular run.",
+    "deleted": "The subscription is deleted. The reports it made stay until they expire.",
+}
+
+
+def _kind_name(report_type: ReportType) -> str:
+    return formatting.REPORT_KINDS[report_type]
+
+
+def _allowed_words(allowed: tuple[SubscriptionFrequency, ...]) -> str:
+    words = [FREQUENCY_LABELS[f].lower() for f in allowed]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionForm:
+    """The create form's values and the error to show beside it."""
+
+    report_type: str = ""
+    frequency: str = ""
+    delivery_method: str = DeliveryMethod.IN_APP.value
+    error: str | None = None
+    field: str | None = None
+
+
+def _subscriptions_page(
+    request: Request,
+    principal: Principal,
+    *,
+    form: SubscriptionForm | None = None,
+    row_error: tuple[uuid.UUID, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    deps = _deps(request)
+    with autocommit_session(deps.session_factory) as session:
+        subscriptions = subscriptions_service.list_subscriptions(
+            session=session, ctx=principal.context
+        )
+        taken = {s.report_type for s in subscriptions}
+        return render_page(
+            request,
+            principal,
+            "subscriptions.html",
+            session=session,
+            status_code=status_code,
+            subscriptions=subscriptions,
+            form=form or SubscriptionForm(),
+            row_error=row_error,
+            done=_DONE.get(request.query_params.get("done", "")),
+            offered=[t for t in SUBSCRIPTION_FREQUENCIES if t not in taken],
+            allowed=SUBSCRIPTION_FREQUENCIES,
+            allowed_words={t: _allowed_words(f) for t, f in SUBSCRIPTION_FREQUENCIES.items()},
+            frequency_labels=FREQUENCY_LABELS,
+            delivery_labels=DELIVERY_LABELS,
+        )
+
+
+@router.get("/scheduled-reports")
+def subscriptions_page(request: Request) -> Response:
+    """The physician's subscriptions, and (with REPORT_EXPORT) the forms that change them."""
+    principal = require_signed_in(request)
+    if not principal.context.can(Permission.REPORT_VIEW):
+        return _forbidden(request, principal, "see scheduled reports")
+    return _subscriptions_page(request, principal)
+
+
+def _may_change(request: Request, csrf_token: str) -> tuple[Principal, HTMLResponse | None]:
+    """The signed-in principal after the form's checks; a 403 page if they may not change."""
+    principal = require_signed_in(request)
+    check_form(principal, csrf_token)
+    if not principal.context.can(Permission.REPORT_EXPORT):
+        return principal, _forbidden(request, principal, "change scheduled reports")
+    return principal, None
+
+
+def _done(what: str) -> RedirectResponse:
+    return RedirectResponse(f"/scheduled-reports?done={what}", status_code=303)
+
+
+@router.post("/scheduled-reports")
+def create_subscription(
+    request: Request,
+    csrf_token: Annotated[Text, Form(max_length=256)] = "",
+    report_type: Annotated[Text, Form(max_length=40)] = "",
+    frequency: Annotated[Text, Form(max_length=20)] = "",
+    delivery_method: Annotated[Text, Form(max_length=20)] = "",
+) -> Response:
+    """Subscribe to a kind of scheduled report."""
+    principal, refused = _may_change(request, csrf_token)
+    if refused is not None:
+        return refused
+
+    def again(field: str, message: str, status_code: int) -> HTMLResponse:
+        failed = SubscriptionForm(
+            report_type=report_type,
+            frequency=frequency,
+            delivery_method=delivery_method,
+            error=message,
+            field=field,
+        )
+        return _subscriptions_page(request, principal, form=failed, status_code=status_code)
+
+    try:
+        body = SubscriptionCreate.model_validate(
+            {
+                "report_type": report_type,
+                "frequency": frequency or None,
+                "delivery_method": delivery_method or DeliveryMethod.IN_APP.value,
+            }
+        )
+    except ValidationError:
+        return again(
+            "report_type", "Choose a kind, a frequency and a delivery from the lists.", 400
+        )
+    deps = _deps(request)
+    try:
+        with deps.session_factory.begin() as session:
+            subscriptions_service.create_subscription(
+                deps=deps, session=session, ctx=principal.context, request=body
+            )
+    except SubscriptionExists:
+        return again(
+            "report_type",
+            f"You already have a {_kind_name(body.report_type)} subscription. "
+            "Change it in the list instead.",
+            409,
+        )
+    except NotSubscribable:
+        return again(
+            "report_type", f"{_kind_name(body.report_type)} reports cannot be scheduled.", 422
+        )
+    except FrequencyNotAllowed as exc:
+        return again(
+            "frequency",
+            f"A {_kind_name(body.report_type)} can be made {_allowed_words(exc.allowed)} only.",
+            422,
+        )
+    return _done("created")
+
+
+def _update(
+    request: Request, principal: Principal, subscription_id: str, change: Mapping[str, object]
+) -> Response | None:
+    """Apply one change; a page saying what went wrong, or None when it was made."""
+    try:
+        target = uuid.UUID(subscription_id)
+        body = SubscriptionUpdate.model_validate(change)
+    except (ValueError, ValidationError):
+        return render_page(
+            request,
+            principal,
+            "message.html",
+            status_code=400,
+            title="This change could not be read",
+            message="Choose a frequency and a delivery from the lists, then save again.",
+        )
+    deps = _deps(request)
+    try:
+        with deps.session_factory.begin() as session:
+            subscriptions_service.update_subscription(
+                deps=deps,
+                session=session,
+                ctx=principal.context,
+                subscription_id=target,
+                request=body,
+            )
+    except SubscriptionNotFound:
+        return _no_subscription(request, principal)
+    except FrequencyNotAllowed as exc:
+        message = f"A {_kind_name(exc.report_type)} can be made {_allowed_words(exc.allowed)} only."
+        return _subscriptions_page(request, principal, row_error=(target, message), status_code=422)
+    return None
+
+
+def _no_subscription(request: Request, principal: Principal) -> HTMLResponse:
+    return render_page(
+        request,
+        principal,
+        "message.html",
+        status_code=404,
+        title="Subscription not found",
+        message="There is no such subscription among yours. It may have been deleted.",
+    )
+
+
+@router.post("/scheduled-reports/{subscription_id}")
+def change_subscription(
+    request: Request,
+    subscription_id: Text,
+    csrf_token: Annotated[Text, Form(max_length=256)] = "",
+    frequency: Annotated[Text, Form(max_length=20)] = "",
+    delivery_method: Annotated[Text, Form(max_length=20)] = "",
+) -> Response:
+    """Change a subscription's frequency and delivery."""
+    principal, refused = _may_change(request, csrf_token)
+    if refused is not None:
+        return refused
+    change = {"frequency": frequency or None, "delivery_method": delivery_method or None}
+    return _update(request, principal, subscription_id, change) or _done("changed")
+
+
+@router.post("/scheduled-reports/{subscription_id}/pause")
+def pause_subscription(
+    request: Request, subscription_id: Text, csrf_token: Annotated[Text, Form(max_length=256)] = ""
+) -> Response:
+    """Stop a subscription's runs until it is resumed."""
+    principal, refused = _may_change(request, csrf_token)
+    if refused is not None:
+        return refused
+    return _update(request, principal, subscription_id, {"is_active": False}) or _done("paused")
+
+
+@router.post("/scheduled-reports/{subscription_id}/resume")
+def resume_subscription(
+    request: Request, subscription_id: Text, csrf_token: Annotated[Text, Form(max_length=256)] = ""
+) -> Response:
+    """Run a paused subscription again from its next regular run."""
+    principal, refused = _may_change(request, csrf_token)
+    if refused is not None:
+        return refused
+    return _update(request, principal, subscription_id, {"is_active": True}) or _done("resumed")
+
+
+@router.post("/scheduled-reports/{subscription_id}/delete")
+def delete_subscription(
+    request: Request, subscription_id: Text, csrf_token: Annotated[Text, Form(max_length=256)] = ""
+) -> Response:
+    """Delete a subscription (its reports stay until they expire)."""
+    principal, refused = _may_change(request, csrf_token)
+    if refused is not None:
+        return refused
+    deps = _deps(request)
+    try:
+        with deps.session_factory.begin() as session:
+            subscriptions_service.cancel_subscription(
+                session=session, ctx=principal.context, subscription_id=uuid.UUID(subscription_id)
+            )
+    except (ValueError, SubscriptionNotFound):
+        return _no_subscription(request, principal)
+    return _done("deleted")

@@ -60,6 +60,9 @@ def render(
     def when(instant: datetime) -> str:
         return formatting.when(instant, now=moment or instant)
 
+    def run_time(instant: datetime) -> str:
+        return formatting.run_time(instant, now=moment or instant)
+
     def expiry(instant: datetime) -> str:
         return formatting.expiry(instant, now=moment or instant)
 
@@ -81,6 +84,7 @@ def render(
         csrf_token=request.cookies.get(CSRF_COOKIE, ""),
         when=when,
         expiry=expiry,
+        run_time=run_time,
         status_of=status_of,
         **context,
     )
