@@ -252,3 +252,44 @@ def test_a_delegate_without_report_export_sees_no_action_and_a_forged_one_is_ref
         tab.watch.assert_clean()
     finally:
         tab.page.context.close()
+
+
+def test_the_subscriptions_path_leads_to_the_page_and_a_delegate_without_view_sees_neither(
+    browser: Browser, base_url: str, runtime: Deps, physician: Account
+) -> None:
+    outsider = add_account(
+        runtime.engine,
+        role=UserRole.DELEGATE,
+        provider_id=physician.provider_id,
+        permissions={Permission.DATA_EXPORT},
+        password=PASSWORD,
+    )
+    owner = open_tab(browser, base_url)
+    tab = open_tab(browser, base_url)
+    try:
+        owner.sign_in(physician.email)
+        moved = owner.page.request.get(base_url + "/subscriptions", max_redirects=0)
+        assert moved.status == 308
+        assert moved.headers["location"] == "/scheduled-reports"
+        assert moved.headers["cache-control"] == "no-store"
+        assert moved.headers["content-security-policy"].startswith("default-src 'self'")
+        owner.go("/subscriptions")
+        owner.page.wait_for_url(f"{base_url}/scheduled-reports")
+        expect(owner.page.get_by_role("heading", level=1)).to_have_text("Scheduled reports")
+        subscribe(owner, "Weekly summary")
+        assert len(rows(runtime, physician)) == 1
+        owner.watch.assert_clean()
+
+        tab.sign_in(outsider.email)
+        nav = tab.page.get_by_role("navigation", name="Main")
+        expect(nav.get_by_role("link", name="All my data")).to_be_visible()
+        expect(nav.get_by_role("link", name="Scheduled reports")).to_have_count(0)
+        answer = tab.page.goto(base_url + "/subscriptions")
+        assert answer is not None
+        assert answer.status == 403
+        assert answer.url == f"{base_url}/scheduled-reports"
+        expect(tab.page.get_by_role("heading", level=1)).to_have_text("Not allowed")
+        expect(tab.page.locator("li.subscription")).to_have_count(0)
+    finally:
+        tab.page.context.close()
+        owner.page.context.close()

@@ -33,6 +33,7 @@ _PAGE_PREFIXES: Final = (
     "/data-portability",
     "/notifications",
     "/scheduled-reports",
+    "/subscriptions",
     "/static/",
 )
 

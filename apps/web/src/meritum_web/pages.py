@@ -826,6 +826,12 @@ def subscriptions_page(request: Request) -> Response:
     return _subscriptions_page(request, principal)
 
 
+@router.get("/subscriptions")
+def subscriptions_alias() -> Response:
+    """The page under the API's name for it (subscriptions): a permanent redirect."""
+    return RedirectResponse("/scheduled-reports", status_code=308)
+
+
 def _may_change(request: Request, csrf_token: str) -> tuple[Principal, HTMLResponse | None]:
     """The signed-in principal after the form's checks; a 403 page if they may not change."""
     principal = require_signed_in(request)
