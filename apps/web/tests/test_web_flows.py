@@ -174,7 +174,9 @@ def test_a_delegate_sees_whom_they_act_for_and_only_their_actions(tab: Tab) -> N
     tab.sign_in(DELEGATE)
     expect(tab.page.locator(".acting-for")).to_have_text(re.compile(r"^Acting for Dr\. \S"))
     nav = tab.page.get_by_role("navigation", name="Main")
-    expect(nav.get_by_role("link", name="Reports")).to_be_visible()
+    # Exact: "Scheduled reports" also contains "Reports".
+    expect(nav.get_by_role("link", name="Reports", exact=True)).to_be_visible()
+    expect(nav.get_by_role("link", name="Scheduled reports")).to_be_visible()
     expect(nav.get_by_role("link", name="Request an export")).to_be_visible()
     expect(nav.get_by_role("link", name="All my data")).to_have_count(0)
     tab.watch.assert_clean()
