@@ -20,7 +20,12 @@ from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy import Connection
 
 from meritum_api.domains.analytics import figures
-from meritum_api.domains.analytics.generators.layout import Item, notice, render
+from meritum_api.domains.analytics.generators.layout import (
+    Item,
+    notice,
+    render,
+    section_heading,
+)
 from meritum_api.domains.analytics.generators.pdf import (
     ACCENT,
     BOLD,
@@ -56,15 +61,6 @@ BAR_WIDTH: Final = 250
 
 def _row_height(lines: int) -> float:
     return lines * LINE + 2 * ROW_PAD
-
-
-def _heading(text: str, keep: float) -> Item:
-    def draw(canvas: Canvas, top: float) -> None:
-        canvas.setFillColor(ACCENT)
-        canvas.setFont(BOLD, 11)
-        canvas.drawString(PAGE.left, top - 22, text)
-
-    return Item(height=28, draw=draw, keep=keep)
 
 
 def _columns(key: str, value: str, *, continued: bool = False) -> Item:
@@ -133,7 +129,7 @@ def _section(
     columns = _columns(key, value)
     continued = _columns(key, value, continued=True)
     first = rows[0].height if rows else 0
-    yield _heading(title, keep=columns.height + first)
+    yield section_heading(PAGE, title, keep=columns.height + first)
     yield Item(height=columns.height, draw=columns.draw, keep=first)
     for row in rows:
         yield Item(height=row.height, draw=row.draw, header=continued)

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from reportlab.pdfgen.canvas import Canvas
 
 from meritum_api.domains.analytics.generators.pdf import (
+    ACCENT,
     BAND,
     BOLD,
     INK,
     MUTED,
     REGULAR,
+    RULE,
     RUNNING_HEIGHT,
     Masthead,
     Page,
@@ -29,6 +31,7 @@ from meritum_api.domains.analytics.generators.pdf import (
     masthead_height,
     new_canvas,
     register_fonts,
+    rule,
 )
 
 
@@ -172,3 +175,32 @@ def notice(page: Page, text: str, detail: str) -> Item:
         canvas.drawString(page.left + 10, top - 41, detail)
 
     return Item(height=58, draw=draw)
+
+
+def section_heading(page: Page, text: str, keep: float) -> Item:
+    """A section's title, kept on the page with the next ``keep`` points of content."""
+
+    def draw(canvas: Canvas, top: float) -> None:
+        canvas.setFillColor(ACCENT)
+        canvas.setFont(BOLD, 11)
+        canvas.drawString(page.left, top - 22, text)
+
+    return Item(height=28, draw=draw, keep=keep)
+
+
+def summary_figure(page: Page, label: str, value: str, note: str = "") -> Item:
+    """A summary figure on a ruled line: label, an optional note, the value at the right edge."""
+
+    def draw(canvas: Canvas, top: float) -> None:
+        y = top - 3 - 9
+        canvas.setFillColor(INK)
+        canvas.setFont(BOLD, 9)
+        canvas.drawString(page.left, y, label)
+        canvas.drawRightString(page.right, y, value)
+        if note:
+            canvas.setFillColor(MUTED)
+            canvas.setFont(REGULAR, 7)
+            canvas.drawString(page.left + 200, y, note)
+        rule(canvas, page.left, page.right, top - 16, weight=0.4, color=RULE)
+
+    return Item(height=17, draw=draw)

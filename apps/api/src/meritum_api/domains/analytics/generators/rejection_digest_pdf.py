@@ -21,9 +21,14 @@ from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy import Connection
 
 from meritum_api.domains.analytics import figures
-from meritum_api.domains.analytics.generators.layout import Item, notice, render
+from meritum_api.domains.analytics.generators.layout import (
+    Item,
+    notice,
+    render,
+    section_heading,
+    summary_figure,
+)
 from meritum_api.domains.analytics.generators.pdf import (
-    ACCENT,
     BAND,
     BOLD,
     INK,
@@ -90,33 +95,6 @@ def _cell_x(index: int) -> float:
 
 def _room(index: int) -> float:
     return COLUMNS[index].width - (2 * GUTTER if COLUMNS[index].right else GUTTER)
-
-
-def _heading(text: str, keep: float) -> Item:
-    def draw(canvas: Canvas, top: float) -> None:
-        canvas.setFillColor(ACCENT)
-        canvas.setFont(BOLD, 11)
-        canvas.drawString(PAGE.left, top - 22, text)
-
-    return Item(height=28, draw=draw, keep=keep)
-
-
-def _figure(label: str, value: str, note: str = "") -> Item:
-    """A summary figure: label, note, value at the right edge."""
-
-    def draw(canvas: Canvas, top: float) -> None:
-        y = top - PAD - 9
-        canvas.setFillColor(INK)
-        canvas.setFont(BOLD, 9)
-        canvas.drawString(PAGE.left, y, label)
-        canvas.drawRightString(PAGE.right, y, value)
-        if note:
-            canvas.setFillColor(MUTED)
-            canvas.setFont(REGULAR, NOTE_SIZE)
-            canvas.drawString(PAGE.left + 200, y, note)
-        rule(canvas, PAGE.left, PAGE.right, top - 16, weight=0.4, color=RULE)
-
-    return Item(height=17, draw=draw)
 
 
 # --- by code -------------------------------------------------------------------
@@ -278,9 +256,12 @@ def items(reader: figures.RejectionReader, totals: figures.RejectionTotals) -> I
     if totals.rejections == 0:
         yield notice(PAGE, EMPTY, "No claim of this physician was rejected on a day of the period.")
         return
-    yield _heading("Summary", keep=17)
-    yield _figure("Rejections", count(totals.rejections), "changes of a claim to REJECTED")
-    yield _figure(
+    yield section_heading(PAGE, "Summary", keep=17)
+    yield summary_figure(
+        PAGE, "Rejections", count(totals.rejections), "changes of a claim to REJECTED"
+    )
+    yield summary_figure(
+        PAGE,
         "Submitted fees",
         money(totals.submitted),
         "\u03a3 submitted fee of the rejected claims below",
@@ -288,7 +269,7 @@ def items(reader: figures.RejectionReader, totals: figures.RejectionTotals) -> I
     header = _code_header()
     continued = _code_header(continued=True)
     rows = [_code_row(share, continued) for share in totals.by_code]
-    yield _heading("By explanatory code", keep=header.height + rows[0].height)
+    yield section_heading(PAGE, "By explanatory code", keep=header.height + rows[0].height)
     yield Item(height=header.height, draw=header.draw, keep=rows[0].height)
     yield from rows
     table = _table_header()
@@ -296,7 +277,7 @@ def items(reader: figures.RejectionReader, totals: figures.RejectionTotals) -> I
     for line in reader.lines():
         item = _rejection_item(line, table)
         if first:
-            yield _heading("Rejected claims", keep=table.height + item.height)
+            yield section_heading(PAGE, "Rejected claims", keep=table.height + item.height)
             yield Item(height=table.height, draw=table.draw, keep=item.height)
             first = False
         yield item

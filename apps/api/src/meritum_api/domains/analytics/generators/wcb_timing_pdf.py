@@ -23,9 +23,14 @@ from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy import Connection
 
 from meritum_api.domains.analytics import figures
-from meritum_api.domains.analytics.generators.layout import Item, notice, render
+from meritum_api.domains.analytics.generators.layout import (
+    Item,
+    notice,
+    render,
+    section_heading,
+    summary_figure,
+)
 from meritum_api.domains.analytics.generators.pdf import (
-    ACCENT,
     BAND,
     BOLD,
     INK,
@@ -100,33 +105,6 @@ def _cell_x(index: int) -> float:
 
 def _room(index: int) -> float:
     return COLUMNS[index].width - (2 * GUTTER if COLUMNS[index].right else GUTTER)
-
-
-def _heading(text: str, keep: float) -> Item:
-    def draw(canvas: Canvas, top: float) -> None:
-        canvas.setFillColor(ACCENT)
-        canvas.setFont(BOLD, 11)
-        canvas.drawString(PAGE.left, top - 22, text)
-
-    return Item(height=28, draw=draw, keep=keep)
-
-
-def _figure(label: str, value: str, note: str = "") -> Item:
-    """A summary figure: label, note, value at the right edge."""
-
-    def draw(canvas: Canvas, top: float) -> None:
-        y = top - PAD - 9
-        canvas.setFillColor(INK)
-        canvas.setFont(BOLD, 9)
-        canvas.drawString(PAGE.left, y, label)
-        canvas.drawRightString(PAGE.right, y, value)
-        if note:
-            canvas.setFillColor(MUTED)
-            canvas.setFont(REGULAR, 7)
-            canvas.drawString(PAGE.left + 200, y, note)
-        rule(canvas, PAGE.left, PAGE.right, top - 16, weight=0.4, color=RULE)
-
-    return Item(height=17, draw=draw)
 
 
 def _paragraph(text: str) -> Item:
@@ -212,13 +190,16 @@ def items(reader: figures.WcbDueReader, totals: figures.WcbTimingTotals) -> Iter
         )
         yield _paragraph(LEGEND)
         return
-    yield _heading("Summary", keep=17)
-    yield _figure(
-        "Claims", count(totals.claims), "WCB claims not yet sent, tier ending in the window"
+    yield section_heading(PAGE, "Summary", keep=17)
+    yield summary_figure(
+        PAGE, "Claims", count(totals.claims), "WCB claims not yet sent, tier ending in the window"
     )
-    yield _figure("Fees at stake", money(totals.at_stake), "\u03a3 at stake of the claims below")
+    yield summary_figure(
+        PAGE, "Fees at stake", money(totals.at_stake), "\u03a3 at stake of the claims below"
+    )
     if totals.unpriced:
-        yield _figure(
+        yield summary_figure(
+            PAGE,
             "Fees not configured",
             count(totals.unpriced),
             "claims on forms without fees in the tier table: their stake is not counted",
@@ -228,7 +209,7 @@ def items(reader: figures.WcbDueReader, totals: figures.WcbTimingTotals) -> Iter
     for line in reader.lines():
         item = _due_item(line, table)
         if first:
-            yield _heading("Most urgent first", keep=table.height + item.height)
+            yield section_heading(PAGE, "Most urgent first", keep=table.height + item.height)
             yield Item(height=table.height, draw=table.draw, keep=item.height)
             first = False
         yield item
