@@ -14,7 +14,6 @@ and one page at a time.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Final
 
@@ -23,7 +22,13 @@ from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy import Connection
 
 from meritum_api.domains.analytics import figures
-from meritum_api.domains.analytics.generators.layout import Item, notice, render
+from meritum_api.domains.analytics.generators.layout import (
+    Column,
+    Item,
+    column_edges,
+    notice,
+    render,
+)
 from meritum_api.domains.analytics.generators.pdf import (
     BAND,
     BOLD,
@@ -61,13 +66,6 @@ GUTTER: Final = 6
 AMOUNT_GUTTER: Final = 14
 
 
-@dataclass(frozen=True, slots=True)
-class Column:
-    heading: str
-    width: float
-    right: bool = False
-
-
 #: The CSV's nine columns, in its order, sized for the landscape page (720 pt).
 COLUMNS: Final = (
     Column("Date of service", 56),
@@ -80,7 +78,7 @@ COLUMNS: Final = (
     Column("Location", 264),
     Column("Claim type", 44),
 )
-_X: Final = tuple(PAGE.left + sum(c.width for c in COLUMNS[:i]) for i in range(len(COLUMNS) + 1))
+_X: Final = column_edges(PAGE, COLUMNS)
 
 
 def _text_x(index: int) -> float:

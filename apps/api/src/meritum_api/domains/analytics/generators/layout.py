@@ -8,7 +8,7 @@ the same code with a :class:`Cursor` in the same state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from reportlab.pdfgen.canvas import Canvas
@@ -204,3 +204,20 @@ def summary_figure(page: Page, label: str, value: str, note: str = "") -> Item:
         rule(canvas, page.left, page.right, top - 16, weight=0.4, color=RULE)
 
     return Item(height=17, draw=draw)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A table column of a fixed width in points; amounts are right-aligned."""
+
+    heading: str
+    width: float
+    right: bool = False
+
+
+def column_edges(page: Page, columns: Sequence[Column]) -> tuple[float, ...]:
+    """The x of each column's left edge, and of the last one's right edge."""
+    edges = [page.left]
+    for column in columns:
+        edges.append(edges[-1] + column.width)
+    return tuple(edges)

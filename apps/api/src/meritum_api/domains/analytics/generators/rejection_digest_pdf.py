@@ -12,7 +12,6 @@ service, service code and place (and its WCB claim number).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cache, lru_cache, partial
 from typing import TYPE_CHECKING, Final
 
@@ -22,7 +21,9 @@ from sqlalchemy import Connection
 
 from meritum_api.domains.analytics import figures
 from meritum_api.domains.analytics.generators.layout import (
+    Column,
     Item,
+    column_edges,
     notice,
     render,
     section_heading,
@@ -64,13 +65,6 @@ HEAD_SIZE: Final = 7
 GUTTER: Final = 6
 
 
-@dataclass(frozen=True, slots=True)
-class Column:
-    heading: str
-    width: float
-    right: bool = False
-
-
 #: The columns of a rejection's first line, sized for the portrait page (516 pt).
 COLUMNS: Final = (
     Column("Rejected", 84),
@@ -81,7 +75,7 @@ COLUMNS: Final = (
     Column("Submitted fee", 70, right=True),
     Column("Code", 110),
 )
-_X: Final = tuple(PAGE.left + sum(c.width for c in COLUMNS[:i]) for i in range(len(COLUMNS) + 1))
+_X: Final = column_edges(PAGE, COLUMNS)
 #: Where a rejection's description, guidance and claim reference start.
 INDENT: Final = _X[1]
 NOTE_WIDTH: Final = PAGE.right - INDENT

@@ -13,7 +13,6 @@ scrollable cursor.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Final
@@ -24,7 +23,9 @@ from sqlalchemy import Connection
 
 from meritum_api.domains.analytics import figures
 from meritum_api.domains.analytics.generators.layout import (
+    Column,
     Item,
+    column_edges,
     notice,
     render,
     section_heading,
@@ -76,13 +77,6 @@ HEAD_SIZE: Final = 7
 GUTTER: Final = 6
 
 
-@dataclass(frozen=True, slots=True)
-class Column:
-    heading: str
-    width: float
-    right: bool = False
-
-
 #: The table's columns, sized for the portrait page (516 pt).
 COLUMNS: Final = (
     Column("Deadline (Edmonton)", 92),
@@ -94,7 +88,7 @@ COLUMNS: Final = (
     Column("Tier fee", 70, right=True),
     Column("At stake", 80, right=True),
 )
-_X: Final = tuple(PAGE.left + sum(c.width for c in COLUMNS[:i]) for i in range(len(COLUMNS) + 1))
+_X: Final = column_edges(PAGE, COLUMNS)
 
 
 def _cell_x(index: int) -> float:
