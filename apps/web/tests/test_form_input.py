@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from apiserver import serve, settings_for
 from meritum_api.app import create_app
@@ -62,6 +63,17 @@ def test_unreadable_text_in_any_page_form_is_a_400_page(http: httpx.Client, bad:
         ("/data-portability", {"csrf_token": bad}, cookie),
         (f"/reports/{uuid.uuid4()}/again", {"csrf_token": bad}, cookie),
         ("/reports/new", {"csrf_token": csrf, "preset": "custom", "period_start": bad}, cookie),
+        ("/notifications/read-all", {"csrf_token": bad}, cookie),
+        (f"/notifications/{uuid.uuid4()}/read", {"csrf_token": bad}, cookie),
+        ("/scheduled-reports", {"csrf_token": csrf, "report_type": bad}, cookie),
+        (
+            "/scheduled-reports",
+            {"csrf_token": csrf, "report_type": "WEEKLY_SUMMARY", "delivery_method": bad},
+            cookie,
+        ),
+        (f"/scheduled-reports/{uuid.uuid4()}", {"csrf_token": csrf, "frequency": bad}, cookie),
+        (f"/scheduled-reports/{uuid.uuid4()}/pause", {"csrf_token": bad}, cookie),
+        (f"/scheduled-reports/{uuid.uuid4()}/delete", {"csrf_token": bad}, cookie),
     ]
     for path, fields, sent in attempts:
         answer = post(http, path, fields, sent)
@@ -141,3 +153,32 @@ def test_the_apps_own_files_do_not_count_against_the_request_rate(
             for name in ("app.css", "status.js", "download.js", "favicon.svg"):
                 assert client.get(f"/static/{name}").status_code == 200
         assert [client.get("/sign-in").status_code for _ in range(4)] == [200, 200, 200, 429]
+
+
+def test_wrong_and_oversized_subscription_fields_are_4xx_and_change_nothing(
+    http: httpx.Client, runtime: Deps
+) -> None:
+    cookie, csrf = signed_in(http)
+
+    def subscriptions() -> int:
+        with runtime.engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM report_subscriptions")).scalar_one())
+
+    before = subscriptions()
+    attempts = [
+        ("/scheduled-reports", {"csrf_token": csrf, "report_type": ACCENTS}),
+        ("/scheduled-reports", {"csrf_token": csrf, "report_type": "X" * 5000}),
+        ("/scheduled-reports", {"csrf_token": csrf, "report_type": "DATA_PORTABILITY"}),
+        (
+            "/scheduled-reports",
+            {"csrf_token": csrf, "report_type": "RRNP_QUARTERLY", "frequency": "DAILY"},
+        ),
+        ("/scheduled-reports/not-an-id", {"csrf_token": csrf, "frequency": "WEEKLY"}),
+        (f"/scheduled-reports/{uuid.uuid4()}/pause", {"csrf_token": csrf}),
+        ("/notifications/not-an-id/read", {"csrf_token": csrf}),
+    ]
+    for path, fields in attempts:
+        answer = post(http, path, fields, cookie)
+        assert 400 <= answer.status_code < 500, (path, fields, answer.status_code)
+        assert answer.headers["content-type"].startswith("text/html"), path
+    assert subscriptions() == before
