@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import psycopg
+import pytest
 from sqlalchemy import text
 
 from meritum_api.db.cluster import libpq_dsn
-from meritum_api.db.engine import autocommit_session, make_engine, make_session_factory
+from meritum_api.db.engine import (
+    autocommit_connection,
+    autocommit_session,
+    make_engine,
+    make_session_factory,
+)
 
 
 def _terminate(db_url: str, pid: int) -> None:
@@ -61,5 +67,37 @@ def test_autocommit_reads_run_outside_a_transaction_and_leave_the_pool_transacti
                 ).scalar_one()
                 == 0
             )
+    finally:
+        engine.dispose()
+
+
+def test_the_autocommit_driver_connection_reads_outside_a_transaction_and_goes_back_clean(
+    db_url: str,
+) -> None:
+    engine = make_engine(db_url, pool_size=1)
+    xid = "SELECT txid_current()"
+    try:
+        with autocommit_connection(engine) as conn:
+            pid = conn.info.backend_pid
+            assert conn.execute(xid).fetchone() != conn.execute(xid).fetchone()
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                conn.execute("SELECT 1 / 0")
+        with engine.connect() as conn:
+            # The same pooled connection, in a transaction per connection again.
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == pid
+            assert conn.execute(text(xid)).scalar_one() == conn.execute(text(xid)).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_the_autocommit_driver_connection_replaces_one_the_server_closed(db_url: str) -> None:
+    engine = make_engine(db_url, pool_size=1)
+    try:
+        with autocommit_connection(engine) as conn:
+            first = conn.info.backend_pid
+        _terminate(db_url, first)
+        with autocommit_connection(engine) as conn:
+            assert conn.info.backend_pid != first
+            assert conn.execute("SELECT 1").fetchone() == (1,)
     finally:
         engine.dispose()

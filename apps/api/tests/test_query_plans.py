@@ -12,9 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import Engine, Select, Update, select, text
-from sqlalchemy.orm import Session
 
 from meritum_api.context import AuthContext
+from meritum_api.db.engine import autocommit_connection
 from meritum_api.domains.analytics import repository
 from meritum_shared.constants.analytics import ReportStatus, ReportType
 from meritum_shared.schemas.db import GeneratedReport
@@ -107,7 +107,7 @@ def _sent_by_list_reports(
 
     The listing runs on the driver's cursor, below SQLAlchemy's events, so
     the statements are caught at the driver: by the cursor class of the
-    session's connection.
+    pooled autocommit connection the API lists on.
     """
     sent: list[tuple[str, dict[str, Any]]] = []
 
@@ -117,12 +117,10 @@ def _sent_by_list_reports(
             super().execute(query, params, **options)
             return self
 
-    with Session(engine) as session:
-        driver = session.connection().connection.driver_connection
-        assert isinstance(driver, psycopg.Connection)
+    with autocommit_connection(engine) as driver:
         driver.cursor_factory = Capturing
         try:
-            repository.list_reports(session=session, ctx=ctx, **filters)
+            repository.list_reports(conn=driver, ctx=ctx, **filters)
         finally:
             driver.cursor_factory = psycopg.Cursor
     return sent

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 from apiserver import Account, add_account, settings_for
 from factories import add_paid_claims
 from meritum_api.context import AuthContext
+from meritum_api.db.engine import driver_connection
 from meritum_api.deps import Deps, Role, build_deps
 from meritum_api.domains.analytics import service
 from meritum_api.domains.analytics.generation import Outcome, generate_report
@@ -71,7 +72,7 @@ def _ready(runtime: Deps, account: Account, took_seconds: float) -> uuid.UUID:
 def _listing(runtime: Deps, account: Account, now_after: timedelta) -> service.ReportListing:
     with runtime.session_factory() as session:
         first = service.list_reports(
-            session=session, ctx=_ctx(account), query=ReportListQuery(limit=1)
+            conn=driver_connection(session), ctx=_ctx(account), query=ReportListQuery(limit=1)
         ).items[0]
         return service.report_listing(
             session=session,

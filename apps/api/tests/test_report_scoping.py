@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from factories import add_provider
 from meritum_api.context import AuthContext
+from meritum_api.db.engine import driver_connection
 from meritum_api.domains.analytics import repository
 from meritum_api.domains.analytics.exceptions import (
     ReportExpired,
@@ -93,7 +94,9 @@ def test_other_provider_reaches_nothing(session: Session) -> None:
         session=session, ctx=owner, key="k-1", fingerprint=fingerprint, report_id=row.report_id
     )
     assert repository.find_idempotent(session=session, ctx=intruder, key="k-1") is None
-    page = repository.list_reports(session=session, ctx=intruder, limit=100, offset=0)
+    page = repository.list_reports(
+        conn=driver_connection(session), ctx=intruder, limit=100, offset=0
+    )
     assert page.items == []
     assert page.total == 0
     with pytest.raises(ReportNotFound):
@@ -159,22 +162,25 @@ def test_list_filters_and_pagination(session: Session) -> None:
         period_start=None,
         period_end=None,
     )
-    page = repository.list_reports(session=session, ctx=ctx, limit=2, offset=0)
+    conn = driver_connection(session)
+    page = repository.list_reports(conn=conn, ctx=ctx, limit=2, offset=0)
     assert page.total == 6
     assert len(page.items) == 2
-    everything = repository.list_reports(session=session, ctx=ctx, limit=100, offset=0)
+    everything = repository.list_reports(
+        conn=driver_connection(session), ctx=ctx, limit=100, offset=0
+    )
     assert [r.created_at for r in everything.items] == sorted(
         (r.created_at for r in everything.items), reverse=True
     )
-    second = repository.list_reports(session=session, ctx=ctx, limit=2, offset=2)
+    second = repository.list_reports(conn=conn, ctx=ctx, limit=2, offset=2)
     assert {r.report_id for r in page.items}.isdisjoint(r.report_id for r in second.items)
     only_csv = repository.list_reports(
-        session=session, ctx=ctx, limit=100, offset=0, report_type=ReportType.ACCOUNTANT_DETAIL
+        conn=conn, ctx=ctx, limit=100, offset=0, report_type=ReportType.ACCOUNTANT_DETAIL
     )
     assert only_csv.total == len(rows)
     today = rows[0].created_at.date()
     future = repository.list_reports(
-        session=session,
+        conn=conn,
         ctx=ctx,
         limit=100,
         offset=0,
@@ -182,7 +188,7 @@ def test_list_filters_and_pagination(session: Session) -> None:
     )
     assert future.total == 0
     around = repository.list_reports(
-        session=session,
+        conn=conn,
         ctx=ctx,
         limit=100,
         offset=0,

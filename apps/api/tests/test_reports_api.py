@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import itertools
+import json
 import re
 import threading
 import uuid
@@ -35,6 +36,7 @@ from meritum_api.domains.analytics.keys import storage_key
 from meritum_shared.constants.analytics import ReportFormat, ReportStatus, ReportType
 from meritum_shared.constants.auth import Permission, UserRole
 from meritum_shared.schemas.db import GeneratedReport
+from meritum_shared.schemas.validation.analytics import ReportOut
 from polling import wait_until
 from workers import FAST_RECOVERY, in_process_worker
 
@@ -741,6 +743,50 @@ def test_list_pagination_and_filters(client: httpx.Client, runtime: Deps) -> Non
         response = client.get(BASE, params=bad, headers=auth)
         assert response.status_code == 400, bad
         assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+def test_listed_items_are_the_report_out_of_each_row(client: httpx.Client, runtime: Deps) -> None:
+    # The list writes its validated rows as ReportOut without building ReportOut
+    # objects: each item must be exactly what ReportOut makes of the row, key
+    # for key and in the same order, with nothing more (the provider id).
+    account = add_account(runtime.engine)
+    auth = token_of(client, account)
+    ids = [ready_report(runtime, account, b"x\r\n") for _ in range(3)]
+    response = client.get(BASE, headers=auth)
+    assert response.status_code == 200
+    items = json.loads(response.text, object_pairs_hook=list)[0][1]
+    ctx = AuthContext(provider_id=account.provider_id)
+    with runtime.session_factory() as session:
+        for report_id, item in zip(ids[::-1], items, strict=True):
+            view = repository.get_report(session=session, ctx=ctx, report_id=report_id)
+            expected = ReportOut.model_validate(view, from_attributes=True).model_dump(mode="json")
+            assert item == list(expected.items())
+    assert "provider_id" not in response.text
+
+
+def test_list_query_errors_name_the_parameter_and_never_its_value(
+    client: httpx.Client, runtime: Deps
+) -> None:
+    auth = token_of(client, add_account(runtime.engine))
+    cases = {
+        "limit=abc": ["limit"],
+        "offset=-1": ["offset"],
+        "colour=red": ["colour"],
+        "report_type=NOPE&limit=0": ["report_type", "limit"],
+        "start_date=2026-13-01": ["start_date"],
+    }
+    for query, fields in cases.items():
+        response = client.get(f"{BASE}?{query}", headers=auth)
+        assert response.status_code == 400, query
+        error = response.json()["error"]
+        assert error["code"] == "VALIDATION_ERROR"
+        assert [d["field"] for d in error["details"]] == fields, query
+        assert "NOPE" not in response.text
+        assert "abc" not in response.text
+    # A repeated name counts by its last value, as FastAPI reads a query string.
+    response = client.get(f"{BASE}?limit=0&limit=1", headers=auth)
+    assert response.status_code == 200
+    assert response.json()["pagination"]["pageSize"] == 1
 
 
 def _listed(client: httpx.Client, auth: dict[str, str], **params: str) -> list[uuid.UUID]:

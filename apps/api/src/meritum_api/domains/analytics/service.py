@@ -17,9 +17,10 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Final
+from typing import Any, Final
 
 import procrastinate
+import psycopg
 from sqlalchemy.orm import Session
 
 from meritum_api.audit import repository as audit
@@ -292,10 +293,16 @@ def request_data_portability(
     return requested
 
 
-def list_reports(*, session: Session, ctx: AuthContext, query: ReportListQuery) -> ReportPage:
-    """A page of the physician's reports, newest first, with the filtered total."""
+def list_reports(
+    *, conn: psycopg.Connection[Any], ctx: AuthContext, query: ReportListQuery
+) -> ReportPage:
+    """A page of the physician's reports, newest first, with the filtered total.
+
+    It reads one statement on a driver connection (for the API, a pooled
+    one in autocommit: :func:`~meritum_api.db.engine.autocommit_connection`).
+    """
     return repository.list_reports(
-        session=session,
+        conn=conn,
         ctx=ctx,
         limit=query.limit,
         offset=query.offset,
