@@ -81,7 +81,7 @@ def serve(app: FastAPI) -> Iterator[str]:
         app,
         http="h11",
         ws="none",
-        lifespan="off",
+        lifespan="on",
         server_header=False,
         date_header=True,
         access_log=True,

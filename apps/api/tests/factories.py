@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -13,9 +14,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from meritum_api.context import AuthContext
+from meritum_api.db.reads import ReadPool
 from meritum_api.domains.analytics import repository
 from meritum_api.domains.analytics.generation import request_for
 from meritum_api.domains.analytics.generators import generator_for
+from meritum_api.domains.analytics.schemas import ReportPage
 from meritum_shared.constants.analytics import ReportFormat, ReportType
 from meritum_shared.schemas.db import providers
 
@@ -97,3 +100,17 @@ def expected_file(engine: Engine, ctx: AuthContext, report_id: uuid.UUID) -> byt
     generate = generator_for(report.report_type, report.format)
     with engine.connect() as conn:
         return b"".join(generate(conn, request_for(report)))
+
+
+def listed(engine: Engine, ctx: AuthContext, **filters: Any) -> ReportPage:
+    """A page of ``ctx``'s committed reports, read as the API reads it (its read pool)."""
+
+    async def listing() -> ReportPage:
+        reads = ReadPool(engine.url.render_as_string(hide_password=False), size=1)
+        try:
+            async with reads.connection() as conn:
+                return await repository.list_reports(conn=conn, ctx=ctx, **filters)
+        finally:
+            await reads.close()
+
+    return asyncio.run(listing())

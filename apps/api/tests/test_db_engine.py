@@ -7,12 +7,8 @@ import pytest
 from sqlalchemy import text
 
 from meritum_api.db.cluster import libpq_dsn
-from meritum_api.db.engine import (
-    autocommit_connection,
-    autocommit_session,
-    make_engine,
-    make_session_factory,
-)
+from meritum_api.db.engine import autocommit_session, make_engine, make_session_factory
+from meritum_api.db.reads import ReadPool
 
 
 def _terminate(db_url: str, pid: int) -> None:
@@ -71,33 +67,47 @@ def test_autocommit_reads_run_outside_a_transaction_and_leave_the_pool_transacti
         engine.dispose()
 
 
-def test_the_autocommit_driver_connection_reads_outside_a_transaction_and_goes_back_clean(
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_read_pool_reads_in_autocommit_and_survives_a_failed_statement(
     db_url: str,
 ) -> None:
-    engine = make_engine(db_url, pool_size=1)
-    xid = "SELECT txid_current()"
+    reads = ReadPool(db_url, size=1)
     try:
-        with autocommit_connection(engine) as conn:
+        xid = "SELECT txid_current()"
+        async with reads.connection() as conn:
             pid = conn.info.backend_pid
-            assert conn.execute(xid).fetchone() != conn.execute(xid).fetchone()
+            # Each statement is its own transaction: no BEGIN was sent.
+            first = await (await conn.execute(xid)).fetchone()
+            assert first != await (await conn.execute(xid)).fetchone()
             with pytest.raises(psycopg.errors.DivisionByZero):
-                conn.execute("SELECT 1 / 0")
-        with engine.connect() as conn:
-            # The same pooled connection, in a transaction per connection again.
-            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == pid
-            assert conn.execute(text(xid)).scalar_one() == conn.execute(text(xid)).scalar_one()
+                await conn.execute("SELECT 1 / 0")
+        async with reads.connection() as conn:
+            assert conn.info.backend_pid == pid  # the same connection, still usable
+            assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
     finally:
-        engine.dispose()
+        await reads.close()
 
 
-def test_the_autocommit_driver_connection_replaces_one_the_server_closed(db_url: str) -> None:
-    engine = make_engine(db_url, pool_size=1)
+@pytest.mark.anyio
+async def test_the_read_pool_replaces_a_connection_the_server_closed(db_url: str) -> None:
+    reads = ReadPool(db_url, size=1)
     try:
-        with autocommit_connection(engine) as conn:
+        async with reads.connection() as conn:
             first = conn.info.backend_pid
         _terminate(db_url, first)
-        with autocommit_connection(engine) as conn:
+        async with reads.connection() as conn:
             assert conn.info.backend_pid != first
-            assert conn.execute("SELECT 1").fetchone() == (1,)
+            assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
     finally:
-        engine.dispose()
+        await reads.close()
+
+
+@pytest.mark.anyio
+async def test_a_read_pool_never_used_opens_nothing_and_closes(db_url: str) -> None:
+    reads = ReadPool(db_url, size=1)
+    await reads.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import Engine, Select, Update, select, text
 
 from meritum_api.context import AuthContext
-from meritum_api.db.engine import autocommit_connection
+from meritum_api.db.reads import ReadPool
 from meritum_api.domains.analytics import repository
 from meritum_shared.constants.analytics import ReportStatus, ReportType
 from meritum_shared.schemas.db import GeneratedReport
@@ -106,23 +107,30 @@ def _sent_by_list_reports(
     """The statements and parameters ``list_reports`` sends to PostgreSQL, as sent.
 
     The listing runs on the driver's cursor, below SQLAlchemy's events, so
-    the statements are caught at the driver: by the cursor class of the
-    pooled autocommit connection the API lists on.
+    the statements are caught at the driver: by the cursor class of a
+    connection of the read pool the API lists on.
     """
     sent: list[tuple[str, dict[str, Any]]] = []
 
-    class Capturing(psycopg.Cursor[Any]):
-        def execute(self, query: Any, params: Any = None, **options: Any) -> Capturing:
+    class Capturing(psycopg.AsyncCursor[Any]):
+        async def execute(self, query: Any, params: Any = None, **options: Any) -> Capturing:
             sent.append((str(query), dict(params or {})))
-            super().execute(query, params, **options)
+            await super().execute(query, params, **options)
             return self
 
-    with autocommit_connection(engine) as driver:
-        driver.cursor_factory = Capturing
+    async def listing() -> None:
+        reads = ReadPool(engine.url.render_as_string(hide_password=False), size=1)
         try:
-            repository.list_reports(conn=driver, ctx=ctx, **filters)
+            async with reads.connection() as conn:
+                conn.cursor_factory = Capturing
+                try:
+                    await repository.list_reports(conn=conn, ctx=ctx, **filters)
+                finally:
+                    conn.cursor_factory = psycopg.AsyncCursor
         finally:
-            driver.cursor_factory = psycopg.Cursor
+            await reads.close()
+
+    asyncio.run(listing())
     return sent
 
 

@@ -10,9 +10,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from apiserver import Account, add_account, settings_for
-from factories import add_paid_claims
+from factories import add_paid_claims, listed
 from meritum_api.context import AuthContext
-from meritum_api.db.engine import driver_connection
 from meritum_api.deps import Deps, Role, build_deps
 from meritum_api.domains.analytics import service
 from meritum_api.domains.analytics.generation import Outcome, generate_report
@@ -70,10 +69,8 @@ def _ready(runtime: Deps, account: Account, took_seconds: float) -> uuid.UUID:
 
 
 def _listing(runtime: Deps, account: Account, now_after: timedelta) -> service.ReportListing:
+    first = listed(runtime.engine, _ctx(account), limit=1, offset=0).items[0]
     with runtime.session_factory() as session:
-        first = service.list_reports(
-            conn=driver_connection(session), ctx=_ctx(account), query=ReportListQuery(limit=1)
-        ).items[0]
         return service.report_listing(
             session=session,
             ctx=_ctx(account),

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
-from factories import add_provider
+from factories import add_provider, listed
 from meritum_api.context import AuthContext
-from meritum_api.db.engine import driver_connection
 from meritum_api.domains.analytics import repository
 from meritum_api.domains.analytics.exceptions import (
     ReportExpired,
@@ -94,11 +93,6 @@ def test_other_provider_reaches_nothing(session: Session) -> None:
         session=session, ctx=owner, key="k-1", fingerprint=fingerprint, report_id=row.report_id
     )
     assert repository.find_idempotent(session=session, ctx=intruder, key="k-1") is None
-    page = repository.list_reports(
-        conn=driver_connection(session), ctx=intruder, limit=100, offset=0
-    )
-    assert page.items == []
-    assert page.total == 0
     with pytest.raises(ReportNotFound):
         repository.get_download(session=session, ctx=intruder, report_id=row.report_id)
     repository.mark_downloaded(session=session, ctx=intruder, report_id=row.report_id)
@@ -151,48 +145,52 @@ def test_download_rules(session: Session) -> None:
         repository.get_download(session=session, ctx=ctx, report_id=ready.report_id)
 
 
-def test_list_filters_and_pagination(session: Session) -> None:
-    ctx = _ctx(session)
-    rows = [_create(session, ctx) for _ in range(5)]
-    repository.create_report(
-        session=session,
-        ctx=ctx,
-        report_type=ReportType.DATA_PORTABILITY,
-        format=ReportFormat.ZIP,
-        period_start=None,
-        period_end=None,
-    )
-    conn = driver_connection(session)
-    page = repository.list_reports(conn=conn, ctx=ctx, limit=2, offset=0)
+def test_another_provider_lists_none_of_the_reports(engine: Engine) -> None:
+    # Committed, and read as the API reads the list (its own connection).
+    with Session(engine) as session, session.begin():
+        owner, intruder = _ctx(session), _ctx(session)
+        _create(session, owner)
+    assert listed(engine, owner, limit=100, offset=0).total == 1
+    page = listed(engine, intruder, limit=100, offset=0)
+    assert page.items == []
+    assert page.total == 0
+
+
+def test_list_filters_and_pagination(engine: Engine) -> None:
+    with Session(engine) as session, session.begin():
+        ctx = _ctx(session)
+        rows = [_create(session, ctx) for _ in range(5)]
+        repository.create_report(
+            session=session,
+            ctx=ctx,
+            report_type=ReportType.DATA_PORTABILITY,
+            format=ReportFormat.ZIP,
+            period_start=None,
+            period_end=None,
+        )
+        today = rows[0].created_at.date()
+    page = listed(engine, ctx, limit=2, offset=0)
     assert page.total == 6
     assert len(page.items) == 2
-    everything = repository.list_reports(
-        conn=driver_connection(session), ctx=ctx, limit=100, offset=0
-    )
+    everything = listed(engine, ctx, limit=100, offset=0)
     assert [r.created_at for r in everything.items] == sorted(
         (r.created_at for r in everything.items), reverse=True
     )
-    second = repository.list_reports(conn=conn, ctx=ctx, limit=2, offset=2)
+    second = listed(engine, ctx, limit=2, offset=2)
     assert {r.report_id for r in page.items}.isdisjoint(r.report_id for r in second.items)
-    only_csv = repository.list_reports(
-        conn=conn, ctx=ctx, limit=100, offset=0, report_type=ReportType.ACCOUNTANT_DETAIL
-    )
+    only_csv = listed(engine, ctx, limit=100, offset=0, report_type=ReportType.ACCOUNTANT_DETAIL)
     assert only_csv.total == len(rows)
-    today = rows[0].created_at.date()
-    future = repository.list_reports(
-        conn=conn,
-        ctx=ctx,
-        limit=100,
-        offset=0,
-        start_date=date(today.year + 1, 1, 1),
-    )
+    future = listed(engine, ctx, limit=100, offset=0, start_date=date(today.year + 1, 1, 1))
     assert future.total == 0
-    around = repository.list_reports(
-        conn=conn,
-        ctx=ctx,
+    around = listed(
+        engine,
+        ctx,
         limit=100,
         offset=0,
         start_date=date(today.year - 1, 1, 1),
         end_date=date(today.year + 1, 12, 31),
     )
     assert around.total == 6
+    past_the_end = listed(engine, ctx, limit=20, offset=6)
+    assert past_the_end.items == []
+    assert past_the_end.total == 6

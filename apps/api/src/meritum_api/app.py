@@ -14,6 +14,7 @@ from meritum_api.auth.middleware import AuthenticationMiddleware
 from meritum_api.auth.resolver import SessionResolver
 from meritum_api.auth.router import install_auth
 from meritum_api.db.migrate import current_revision
+from meritum_api.db.reads import ReadPool
 from meritum_api.deps import Deps
 from meritum_api.domains.analytics.errors import install_report_errors
 from meritum_api.domains.analytics.router import router as reports_router
@@ -59,11 +60,16 @@ def create_app(deps: Deps) -> FastAPI:
         engine=deps.engine, session_factory=deps.session_factory, settings=settings
     )
 
+    reads = ReadPool(deps.url, size=settings.api_read_connections)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The session cache answers only while its listener runs.
-        async with sessions.running():
-            yield
+        try:
+            async with sessions.running():
+                yield
+        finally:
+            await reads.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -75,6 +81,7 @@ def create_app(deps: Deps) -> FastAPI:
     )
     app.state.deps = deps
     app.state.sessions = sessions
+    app.state.reads = reads
     app.state.login_throttle = RateLimiter(
         amount=settings.login_max_failures, seconds=settings.login_failure_window_seconds
     )

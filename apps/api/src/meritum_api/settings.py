@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     #: Database connections the API keeps for requests (a worker in the same
     #: process adds its own: see ``meritum_api.deps.pool_size``).
     api_db_connections: int = Field(default=10, ge=1, le=200)
+    #: Connections of the API's asynchronous read pool (the reports list), at most.
+    api_read_connections: int = Field(default=4, ge=1, le=100)
     #: A session ends after this long without use (the expiry slides on use).
     session_ttl_seconds: int = Field(default=86_400, ge=60)
     #: The sliding expiry is written at most this often per session.

@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 from psycopg.pq import ConnStatus
+from psycopg.pq.abc import PGconn
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,12 +33,19 @@ def refuse_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> 
     ``pool_pre_ping``, which costs a ``SELECT 1`` round trip on every
     checkout. At worst an unexpected message costs one reconnect.
     """
-    pgconn = dbapi_connection.pgconn
+    gone = hung_up(dbapi_connection.pgconn)
+    if gone is not None:
+        raise DisconnectionError(gone)
+
+
+def hung_up(pgconn: PGconn) -> str | None:
+    """Why an idle connection can no longer be used (None: it can), without a round trip."""
     if pgconn.status != ConnStatus.OK:
-        raise DisconnectionError("the connection is broken")
+        return "the connection is broken"
     readable, _, _ = select.select([pgconn.socket], [], [], 0)
     if readable:
-        raise DisconnectionError("the server closed the connection")
+        return "the server closed the connection"
+    return None
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -59,32 +67,12 @@ def autocommit_session(session_factory: sessionmaker[Session]) -> Iterator[Sessi
         yield session
 
 
-@contextmanager
-def autocommit_connection(engine: Engine) -> Iterator[psycopg.Connection[Any]]:
-    """A pooled driver connection in autocommit, for the hottest one-statement reads.
-
-    :func:`autocommit_session` without the ORM: no ``Session``, no
-    SQLAlchemy connection and no isolation-level events, which cost about as
-    much as the statement itself on a page of reports. The connection is
-    checked out through the engine's pool (so the closed-connection check
-    runs) and goes back to it in a transaction per statement again.
-    """
-    pooled = engine.raw_connection()
-    try:
-        driver = pooled.driver_connection
-        assert isinstance(driver, psycopg.Connection)
-        driver.autocommit = True
-        try:
-            yield driver
-        finally:
-            if not driver.closed:
-                driver.autocommit = False
-    finally:
-        pooled.close()
-
-
 def driver_connection(session: Session) -> psycopg.Connection[Any]:
-    """The driver connection under ``session`` (in its transaction, if it has one)."""
+    """The driver connection under ``session``, in its transaction (or autocommit) if any.
+
+    For the hottest reads, which run SQL compiled once on the driver's
+    cursor: SQLAlchemy's execution layer costs as much as their query.
+    """
     driver = session.connection().connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
     return driver

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from meritum_api.db.reads import ReadPool
 from meritum_api.deps import Deps
 
 
@@ -17,3 +18,13 @@ async def get_deps(request: Request) -> Deps:
 
 #: ``deps: AppDeps`` in a route signature.
 AppDeps = Annotated[Deps, Depends(get_deps)]
+
+
+async def get_reads(request: Request) -> ReadPool:
+    """The app's asynchronous read pool (:mod:`meritum_api.db.reads`)."""
+    reads: ReadPool = request.app.state.reads
+    return reads
+
+
+#: ``reads: Reads`` in a route signature.
+Reads = Annotated[ReadPool, Depends(get_reads)]

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from email.message import Message as EmailMessage
 from typing import Final
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,6 +45,8 @@ DOCS_CSP: Final = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 DOCS_PATHS: Final = frozenset({"/docs"})
+_API_CSP_RAW: Final = API_CSP.encode("latin-1")
+_DOCS_CSP_RAW: Final = DOCS_CSP.encode("latin-1")
 
 _HSTS: Final = "max-age=63072000; includeSubDomains"
 _STATIC_HEADERS: Final = (
@@ -55,6 +57,20 @@ _STATIC_HEADERS: Final = (
     ("cross-origin-resource-policy", "same-origin"),
 )
 _REMOVED_HEADERS: Final = ("server", "x-powered-by")
+#: Raw ASGI header names (lower case) never passed on from the app: set here, or removed.
+_REPLACED: Final = frozenset(
+    name.encode("latin-1")
+    for name in (
+        *_REMOVED_HEADERS,
+        *(name for name, _ in _STATIC_HEADERS),
+        "x-request-id",
+        "content-security-policy",
+        "strict-transport-security",
+    )
+)
+_STATIC_RAW: Final = tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in _STATIC_HEADERS)
+_NO_STORE: Final = (b"cache-control", b"no-store")
+_HSTS_RAW: Final = (b"strict-transport-security", _HSTS.encode("latin-1"))
 
 
 def _never(path: str) -> bool:
@@ -85,14 +101,15 @@ class HardeningMiddleware:
         self.hsts = hsts
         self.docs_paths = frozenset(docs_paths)
         self.page_csp = page_csp
+        self._page_csp_raw = (page_csp or "").encode("latin-1")
         self.is_page = is_page
 
-    def _csp(self, path: str) -> str:
+    def _csp(self, path: str) -> bytes:
         if path in self.docs_paths:
-            return DOCS_CSP
+            return _DOCS_CSP_RAW
         if self.page_csp is not None and self.is_page(path):
-            return self.page_csp
-        return API_CSP
+            return self._page_csp_raw
+        return _API_CSP_RAW
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,19 +124,22 @@ class HardeningMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = list(message.get("headers", []))
-                headers = MutableHeaders(scope=message)
-                for name in _REMOVED_HEADERS:
-                    del headers[name]
-                headers["x-request-id"] = request_id
-                headers["content-security-policy"] = csp
-                for name, value in _STATIC_HEADERS:
-                    headers[name] = value
-                if "cache-control" not in headers:
+                # Raw pairs, not MutableHeaders: this runs on every response.
+                headers = [
+                    (name, value)
+                    for name, value in message.get("headers", ())
+                    if name not in _REPLACED
+                ]
+                cached = any(name == b"cache-control" for name, _ in headers)
+                headers.append((b"x-request-id", request_id.encode("ascii")))
+                headers.append((b"content-security-policy", csp))
+                headers.extend(_STATIC_RAW)
+                if not cached:
                     # Responses carry PHI or session data: no cache may keep them.
-                    headers["cache-control"] = "no-store"
+                    headers.append(_NO_STORE)
                 if self.hsts:
-                    headers["strict-transport-security"] = _HSTS
+                    headers.append(_HSTS_RAW)
+                message["headers"] = headers
             await send(message)
 
         token = request_id_var.set(request_id)

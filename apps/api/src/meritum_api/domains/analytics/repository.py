@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session, aliased
 
 from meritum_api.context import AuthContext
+from meritum_api.db.engine import driver_connection
 from meritum_api.domains.analytics.exceptions import (
     IllegalTransition,
     ReportExpired,
@@ -215,11 +216,38 @@ def _receipt_and_typical() -> list[Any]:
     ]
 
 
+#: The parameters every page statement takes (``page_parameters``).
+_PAGE_PARAMETERS: Final = (
+    "provider_id",
+    "report_type",
+    "start_date",
+    "end_date",
+    "limit",
+    "offset",
+)
+
+
+def _driver_sql(statement: Select[Any]) -> tuple[str, dict[str, Any]]:
+    """``statement`` in the driver's SQL, and the values of the constants it binds.
+
+    Constants (a subquery's LIMIT, an IN list) become parameters of their
+    own; the caller adds the page parameters to them.
+    """
+    compiled = statement.compile(dialect=psycopg_dialect())  # type: ignore[no-untyped-call]
+    expanded = compiled.construct_expanded_state(params=dict.fromkeys(_PAGE_PARAMETERS))
+    constants = {
+        name: value for name, value in expanded.parameters.items() if name not in _PAGE_PARAMETERS
+    }
+    return expanded.statement, constants
+
+
 @functools.cache
-def _listing_statement(by_type: bool, from_date: bool, to_date: bool) -> Select[Any]:
-    """The page statement with the web list's receipt and estimate columns."""
-    page, _ = _page_statements(by_type, from_date, to_date)
-    return page.add_columns(*_receipt_and_typical())
+def _listing_sql(
+    by_type: bool, from_date: bool, to_date: bool
+) -> tuple[tuple[str, dict[str, Any]], tuple[str, dict[str, Any]]]:
+    """The page statement with the web list's receipt and estimate columns, and the count."""
+    page, count = _page_statements(by_type, from_date, to_date)
+    return _driver_sql(page.add_columns(*_receipt_and_typical())), _driver_sql(count)
 
 
 def page_parameters(
@@ -258,9 +286,9 @@ def _page_sql(by_type: bool, from_date: bool, to_date: bool) -> tuple[str, str]:
     return str(page.compile(dialect=dialect)), str(count.compile(dialect=dialect))
 
 
-def list_reports(
+async def list_reports(
     *,
-    conn: psycopg.Connection[Any],
+    conn: psycopg.AsyncConnection[Any],
     ctx: AuthContext,
     limit: int,
     offset: int,
@@ -287,20 +315,22 @@ def list_reports(
         report_type is not None, start_date is not None, end_date is not None
     )
     # The listing is the hottest read. Its SQL is compiled once and runs on
-    # a driver connection (the API's own in autocommit, or a session's, in
-    # its transaction): SQLAlchemy's execution layer (the statement's cache
-    # key, result processing, Row objects) costs ~0.2 ms a page, and
-    # validating plain dicts is three times faster than validating Row
-    # mappings (measured). Every value is a bound parameter; the driver
-    # returns the enum columns as text, which ReportView validates.
-    with conn.cursor(row_factory=dict_row) as cursor:
-        rows = cursor.execute(page_sql, params).fetchall()
+    # the driver's asynchronous connection (:mod:`meritum_api.db.reads`):
+    # SQLAlchemy's execution layer (the statement's cache key, result
+    # processing, Row objects) costs ~0.2 ms a page, and validating plain
+    # dicts is three times faster than validating Row mappings (measured).
+    # Every value is a bound parameter; the driver returns the enum columns
+    # as text, which ReportView validates.
+    async with conn.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(page_sql, params)
+        rows = await cursor.fetchall()
         # Past the last page (or with nothing at all) the window has no row to
         # ride on: count on its own.
         if rows:
             total = rows[0]["total"]
         else:
-            counted = cursor.execute(count_sql, params).fetchone()
+            await cursor.execute(count_sql, params)
+            counted = await cursor.fetchone()
             assert counted is not None
             total = counted["total"]
     return ReportPage(
@@ -324,7 +354,7 @@ def list_with_receipts(
     one in progress the median seconds its kind took lately (None: this
     provider has finished none of that kind).
     """
-    _, count, params = page_parameters(
+    _, _, params = page_parameters(
         ctx=ctx,
         limit=limit,
         offset=offset,
@@ -332,21 +362,26 @@ def list_with_receipts(
         start_date=start_date,
         end_date=end_date,
     )
-    statement = _listing_statement(
+    (listing_sql, constants), (count_sql, _) = _listing_sql(
         report_type is not None, start_date is not None, end_date is not None
     )
-    conn = session.connection()
-    rows = conn.execute(statement, params).all()
-    total = rows[0].total if rows else conn.execute(count, params).scalar_one()
-    items, firsts, typical = [], {}, {}
-    for row in rows:
-        values = dict(row._mapping)
-        first, seconds = values.pop("first_downloaded_at"), values.pop("typical_seconds")
-        report = ReportView.model_validate(values)
-        items.append(report)
-        if first is not None:
-            firsts[report.report_id] = first
+    # The web list's every page view: on the driver's cursor, as list_reports.
+    with driver_connection(session).cursor(row_factory=dict_row) as cursor:
+        rows = cursor.execute(listing_sql, {**constants, **params}).fetchall()
+        if rows:
+            total = rows[0]["total"]
+        else:
+            counted = cursor.execute(count_sql, params).fetchone()
+            assert counted is not None
+            total = counted["total"]
+    items = _REPORT_ROWS.validate_python(rows)
+    firsts: dict[uuid.UUID, datetime] = {}
+    typical: dict[uuid.UUID, float | None] = {}
+    for report, row in zip(items, rows, strict=True):
+        if row["first_downloaded_at"] is not None:
+            firsts[report.report_id] = row["first_downloaded_at"]
         if report.status in _IN_PROGRESS:
+            seconds = row["typical_seconds"]
             typical[report.report_id] = None if seconds is None else float(seconds)
     return ReportPage(items=items, total=total, limit=limit, offset=offset), firsts, typical
 

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Body, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from meritum_api.db.engine import autocommit_connection
 from meritum_api.domains.analytics import service
 from meritum_api.domains.analytics.dependencies import (
     Exporter,
@@ -26,7 +25,7 @@ from meritum_api.domains.analytics.responses import (
     LIST_RESPONSES,
 )
 from meritum_api.domains.analytics.schemas import ReportView
-from meritum_api.http.deps import AppDeps
+from meritum_api.http.deps import AppDeps, Reads
 from meritum_api.http.query import documented_query, parse_query
 from meritum_shared.constants.analytics import ReportStatus
 from meritum_shared.schemas.validation.analytics import (
@@ -129,11 +128,11 @@ def request_data_portability(
     summary="List the physician's reports, newest first",
     openapi_extra=documented_query(ReportListQuery),
 )
-def list_reports(request: Request, ctx: Viewer, deps: AppDeps) -> Response:
+async def list_reports(request: Request, ctx: Viewer, reads: Reads) -> Response:
     """A page of reports, newest first, optionally of one type or within a period."""
     query = parse_query(ReportListQuery, request)
-    with autocommit_connection(deps.engine) as conn:
-        page = service.list_reports(conn=conn, ctx=ctx, query=query)
+    async with reads.connection() as conn:
+        page = await service.list_reports(conn=conn, ctx=ctx, query=query)
     body = _ListedPage(
         data=page.items,
         pagination=Pagination(

@@ -293,15 +293,15 @@ def request_data_portability(
     return requested
 
 
-def list_reports(
-    *, conn: psycopg.Connection[Any], ctx: AuthContext, query: ReportListQuery
+async def list_reports(
+    *, conn: psycopg.AsyncConnection[Any], ctx: AuthContext, query: ReportListQuery
 ) -> ReportPage:
     """A page of the physician's reports, newest first, with the filtered total.
 
-    It reads one statement on a driver connection (for the API, a pooled
-    one in autocommit: :func:`~meritum_api.db.engine.autocommit_connection`).
+    One statement, on a connection of the API's read pool
+    (:mod:`meritum_api.db.reads`), in autocommit.
     """
-    return repository.list_reports(
+    return await repository.list_reports(
         conn=conn,
         ctx=ctx,
         limit=query.limit,
