@@ -36,6 +36,10 @@ async def _refuse_hung_up(conn: psycopg.AsyncConnection[Any]) -> None:
         raise psycopg.OperationalError(gone)
 
 
+#: Seconds a read waits for a pooled connection before failing.
+WAIT_SECONDS = 5.0
+
+
 class ReadPool:
     """Pooled asynchronous connections in autocommit, opened on first use."""
 
@@ -47,6 +51,9 @@ class ReadPool:
             open=False,
             kwargs={"autocommit": True},
             check=_refuse_hung_up,
+            # A read waits at most this long for a connection (queued behind
+            # others, or the database unreachable) before it fails.
+            timeout=WAIT_SECONDS,
             name="meritum-api-reads",
         )
         self._opened = False
