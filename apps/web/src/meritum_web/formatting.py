@@ -46,11 +46,15 @@ def local(instant: datetime) -> datetime:
     return instant.astimezone(EDMONTON)
 
 
+#: English month abbreviations, whatever the process's locale (``%b`` follows it).
+MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def when(instant: datetime, *, now: datetime) -> str:
     """``2 Mar, 14:05`` this year, ``2 Mar 2025, 14:05`` otherwise (Edmonton time)."""
     there = local(instant)
     year = "" if there.year == local(now).year else f" {there.year}"
-    return f"{there.day} {there:%b}{year}, {there:%H:%M}"
+    return f"{there.day} {MONTHS[there.month - 1]}{year}, {there.hour:02d}:{there.minute:02d}"
 
 
 def run_time(instant: datetime, *, now: datetime) -> str:
@@ -60,7 +64,7 @@ def run_time(instant: datetime, *, now: datetime) -> str:
 
 def day(value: date) -> str:
     """``2 Mar 2026``."""
-    return f"{value.day} {value:%b %Y}"
+    return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
 
 
 def period(start: date | None, end: date | None) -> str:
@@ -70,7 +74,7 @@ def period(start: date | None, end: date | None) -> str:
     if start == end:
         return day(start)
     if start.year == end.year:
-        first = f"{start.day} {start:%b}"
+        first = f"{start.day} {MONTHS[start.month - 1]}"
         return f"{first} – {day(end)}"
     return f"{day(start)} – {day(end)}"
 

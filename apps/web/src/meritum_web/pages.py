@@ -66,7 +66,7 @@ from meritum_shared.schemas.validation.subscriptions import SubscriptionCreate, 
 from meritum_shared.schemas.validation.text import Text
 from meritum_web import formatting
 from meritum_web.periods import PRESET_LABELS, Preset, preset_range
-from meritum_web.rendering import render
+from meritum_web.rendering import render, report_rows
 from meritum_web.security import (
     CSRF_COOKIE,
     check_form,
@@ -278,19 +278,21 @@ def reports_page(
         "to": query.end_date.isoformat() if query.end_date else "",
     }
     # No transaction: the list is one statement, the header's reads need no consistency with it.
+    now = deps.clock.now()
     with autocommit_session(deps.session_factory) as session:
-        listing = service.report_listing(
-            session=session, ctx=ctx, query=query, now=deps.clock.now()
-        )
+        listing = service.report_listing(session=session, ctx=ctx, query=query, now=now)
         return render_page(
             request,
             principal,
             "reports.html",
             session=session,
-            reports=listing.page.items,
+            rows=report_rows(
+                listing.page.items,
+                first_downloaded_at=listing.first_downloaded_at,
+                ready_in=listing.ready_in,
+                now=now,
+            ),
             total=listing.page.total,
-            first_downloaded_at=listing.first_downloaded_at,
-            ready_in=listing.ready_in,
             page_number=number,
             pages=max(1, -(-listing.page.total // PAGE_SIZE)),
             filters=filters,
