@@ -254,6 +254,15 @@ def _mine(ctx: AuthContext) -> ColumnElement[bool]:
     return (N.user_id == ctx.user_id) & (N.provider_id == ctx.provider_id)
 
 
+def _mine_bound() -> ColumnElement[bool]:
+    """:func:`_mine` with the ids as parameters, for a statement compiled once (:func:`_bound`)."""
+    return (N.user_id == bindparam("user_id")) & (N.provider_id == bindparam("provider_id"))
+
+
+def _bound(ctx: AuthContext) -> dict[str, uuid.UUID | None]:
+    return {"user_id": ctx.user_id, "provider_id": ctx.provider_id}
+
+
 def _views() -> Select[tuple[object, ...]]:
     return select(
         N.notification_id,
@@ -314,13 +323,7 @@ def list_notifications(
 def _unread_sql() -> str:
     """The unread count, compiled once: the header of every page asks it."""
     statement = (
-        select(func.count())
-        .select_from(notifications)
-        .where(
-            N.user_id == bindparam("user_id"),
-            N.provider_id == bindparam("provider_id"),
-            N.read_at.is_(None),
-        )
+        select(func.count()).select_from(notifications).where(_mine_bound(), N.read_at.is_(None))
     )
     return str(statement.compile(dialect=psycopg_dialect()))  # type: ignore[no-untyped-call]
 
@@ -329,9 +332,8 @@ def unread_count(*, session: Session, ctx: AuthContext) -> int:
     """How many of the user's notifications are unread (the partial index on unread rows)."""
     if ctx.user_id is None:
         return 0
-    params = {"user_id": ctx.user_id, "provider_id": ctx.provider_id}
     # On the driver's cursor: SQLAlchemy's execution layer costs more than the count.
-    row = driver_connection(session).execute(_unread_sql(), params).fetchone()
+    row = driver_connection(session).execute(_unread_sql(), _bound(ctx)).fetchone()
     assert row is not None
     return int(row[0])
 
