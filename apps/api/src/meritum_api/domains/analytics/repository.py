@@ -216,7 +216,7 @@ def _receipt_and_typical() -> list[Any]:
     ]
 
 
-#: The parameters every page statement takes (``page_parameters``).
+#: The parameters every page statement takes (``page_query``).
 _PAGE_PARAMETERS: Final = (
     "provider_id",
     "report_type",
@@ -242,15 +242,24 @@ def _driver_sql(statement: Select[Any]) -> tuple[str, dict[str, Any]]:
 
 
 @functools.cache
-def _listing_sql(
-    by_type: bool, from_date: bool, to_date: bool
+def _page_sql(
+    by_type: bool, from_date: bool, to_date: bool, receipts: bool
 ) -> tuple[tuple[str, dict[str, Any]], tuple[str, dict[str, Any]]]:
-    """The page statement with the web list's receipt and estimate columns, and the count."""
+    """The page and count statements of these filters in the driver's SQL, compiled once.
+
+    ``receipts`` adds the web list's receipt and estimate columns to the page.
+    """
     page, count = _page_statements(by_type, from_date, to_date)
-    return _driver_sql(page.add_columns(*_receipt_and_typical())), _driver_sql(count)
+    if receipts:
+        page = page.add_columns(*_receipt_and_typical())
+    return _driver_sql(page), _driver_sql(count)
 
 
-def page_parameters(
+#: A statement in the driver's SQL and the parameters to send with it.
+Sent = tuple[str, dict[str, Any]]
+
+
+def page_query(
     *,
     ctx: AuthContext,
     limit: int,
@@ -258,11 +267,9 @@ def page_parameters(
     report_type: ReportType | None,
     start_date: date | None,
     end_date: date | None,
-) -> tuple[Select[Any], Select[Any], dict[str, Any]]:
-    """The prebuilt page and count statements of these filters, and their parameters."""
-    page, count = _page_statements(
-        report_type is not None, start_date is not None, end_date is not None
-    )
+    receipts: bool = False,
+) -> tuple[Sent, Sent]:
+    """The page and count statements a listing sends for these filters, with their parameters."""
     params: dict[str, Any] = {
         "provider_id": ctx.provider_id,
         "report_type": report_type,
@@ -271,19 +278,14 @@ def page_parameters(
         "limit": limit,
         "offset": offset,
     }
-    return page, count, params
+    (page_sql, page_constants), (count_sql, count_constants) = _page_sql(
+        report_type is not None, start_date is not None, end_date is not None, receipts
+    )
+    return (page_sql, {**page_constants, **params}), (count_sql, {**count_constants, **params})
 
 
 #: Validates a page of rows in one call (not one call per row).
 _REPORT_ROWS: Final = TypeAdapter(list[ReportView])
-
-
-@functools.cache
-def _page_sql(by_type: bool, from_date: bool, to_date: bool) -> tuple[str, str]:
-    """The page and count statements of these filters, compiled once into the driver's SQL."""
-    page, count = _page_statements(by_type, from_date, to_date)
-    dialect = psycopg_dialect()  # type: ignore[no-untyped-call]
-    return str(page.compile(dialect=dialect)), str(count.compile(dialect=dialect))
 
 
 async def list_reports(
@@ -303,16 +305,13 @@ async def list_reports(
     a report without a period counts as covering the day it was requested,
     in Edmonton.
     """
-    _, _, params = page_parameters(
+    (page_sql, page_params), (count_sql, count_params) = page_query(
         ctx=ctx,
         limit=limit,
         offset=offset,
         report_type=report_type,
         start_date=start_date,
         end_date=end_date,
-    )
-    page_sql, count_sql = _page_sql(
-        report_type is not None, start_date is not None, end_date is not None
     )
     # The listing is the hottest read. Its SQL is compiled once and runs on
     # the driver's asynchronous connection (:mod:`meritum_api.db.reads`):
@@ -322,14 +321,14 @@ async def list_reports(
     # Every value is a bound parameter; the driver returns the enum columns
     # as text, which ReportView validates.
     async with conn.cursor(row_factory=dict_row) as cursor:
-        await cursor.execute(page_sql, params)
+        await cursor.execute(page_sql, page_params)
         rows = await cursor.fetchall()
         # Past the last page (or with nothing at all) the window has no row to
         # ride on: count on its own.
         if rows:
             total = rows[0]["total"]
         else:
-            await cursor.execute(count_sql, params)
+            await cursor.execute(count_sql, count_params)
             counted = await cursor.fetchone()
             assert counted is not None
             total = counted["total"]
@@ -354,24 +353,22 @@ def list_with_receipts(
     one in progress the median seconds its kind took lately (None: this
     provider has finished none of that kind).
     """
-    _, _, params = page_parameters(
+    (page_sql, page_params), (count_sql, count_params) = page_query(
         ctx=ctx,
         limit=limit,
         offset=offset,
         report_type=report_type,
         start_date=start_date,
         end_date=end_date,
-    )
-    (listing_sql, constants), (count_sql, _) = _listing_sql(
-        report_type is not None, start_date is not None, end_date is not None
+        receipts=True,
     )
     # The web list's every page view: on the driver's cursor, as list_reports.
     with driver_connection(session).cursor(row_factory=dict_row) as cursor:
-        rows = cursor.execute(listing_sql, {**constants, **params}).fetchall()
+        rows = cursor.execute(page_sql, page_params).fetchall()
         if rows:
             total = rows[0]["total"]
         else:
-            counted = cursor.execute(count_sql, params).fetchone()
+            counted = cursor.execute(count_sql, count_params).fetchone()
             assert counted is not None
             total = counted["total"]
     items = _REPORT_ROWS.validate_python(rows)
