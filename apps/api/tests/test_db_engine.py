@@ -105,9 +105,3 @@ async def test_the_read_pool_replaces_a_connection_the_server_closed(db_url: str
             assert await (await conn.execute("SELECT 1")).fetchone() == (1,)
     finally:
         await reads.close()
-
-
-@pytest.mark.anyio
-async def test_a_read_pool_never_used_opens_nothing_and_closes(db_url: str) -> None:
-    reads = ReadPool(db_url, size=1)
-    await reads.close()
